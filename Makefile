@@ -1,0 +1,26 @@
+# Quick start: `make run` (train the default comparison) and `make test` (the whole suite).
+# Both create .venv when it is missing and install the package into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv clean
+
+run: $(STAMP)
+	$(BIN)/lstm-vg run configs/adding.yaml --overwrite
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+venv: $(STAMP)
+
+# Re-install when the dependency list changes; editable, so code edits need no re-install.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from lstm_vg.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""Recurrent cells: the vanilla tanh RNN and the LSTM, as pure functions over pytrees.
+
+Row-vector convention: x_t is (B, I), h is (B, H).
+
+tanh RNN::
+
+    h_t = tanh(x_t @ w_x + h_{t-1} @ w_h + b)            params {"w_x": (I,H), "w_h": (H,H), "b": (H,)}
+
+LSTM (gate order i, f, g, o — the layout PyTorch and Flax use)::
+
+    z = x_t @ w_x + h_{t-1} @ w_h + b                    params {"w_x": (I,4H), "w_h": (H,4H), "b": (4H,)}
+    i, f, o = sigmoid(z_i), sigmoid(z_f), sigmoid(z_o);  g = tanh(z_g)
+    c_t = f * c_{t-1} + i * g;                           h_t = o * tanh(c_t)
+
+A cell's carry is a dict of (B, H) arrays: {"h"} for the RNN, {"h", "c"} for the LSTM. Its keys
+name the per-timestep gradient norms the tool logs (``h_norms``, ``c_norms``).
+
+The input projection x_t @ w_x + b does not depend on the recurrence, so `model.unroll` computes
+it for all t in one matmul and the scan only runs `Cell.recur` on the result; `Cell.step` is the
+textbook one-step form of the same equations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, jax.Array]
+Carry = dict[str, jax.Array]
+
+RECURRENT_INITS = ("orthogonal", "normal", "uniform", "identity")
+
+
+def matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a @ b at full float32 precision on every backend (TPUs/GPUs default to bf16/tf32 passes)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
+def recurrent_block(key: jax.Array, hidden: int, kind: str, scale: float, dtype) -> jax.Array:
+    """One (H, H) recurrent weight block.
+
+    orthogonal: scale · Q (Q orthogonal); identity: scale · I (Le et al. 2015);
+    normal: N(0, scale²/H); uniform: U(±scale·√(3/H)), the same variance as normal.
+    """
+    if kind == "orthogonal":
+        return scale * jax.nn.initializers.orthogonal()(key, (hidden, hidden), dtype)
+    if kind == "identity":
+        return scale * jnp.eye(hidden, dtype=dtype)
+    if kind == "normal":
+        return scale / math.sqrt(hidden) * jax.random.normal(key, (hidden, hidden), dtype)
+    if kind == "uniform":
+        limit = scale * math.sqrt(3.0 / hidden)
+        return jax.random.uniform(key, (hidden, hidden), dtype, -limit, limit)
+    raise ValueError(f"unknown recurrent_init {kind!r}; allowed: {', '.join(RECURRENT_INITS)}")
+
+
+def glorot_uniform(key: jax.Array, fan_in: int, fan_out: int, dtype) -> jax.Array:
+    """(fan_in, fan_out) weights, U(±√(6/(fan_in+fan_out)))."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return jax.random.uniform(key, (fan_in, fan_out), dtype, -limit, limit)
+
+
+def rnn_recur(params: Params, carry: Carry, z_x: jax.Array) -> Carry:
+    """h_t = tanh(z_x + h_{t-1} @ w_h), z_x = x_t @ w_x + b precomputed: (B, H)."""
+    return {"h": jnp.tanh(z_x + matmul(carry["h"], params["w_h"]))}
+
+
+def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
+    """(4H,) scale s and shift u with act(z) = s·tanh(s·z) + u for each block of i, f, g, o.
+
+    sigmoid(z) = ½·tanh(z/2) + ½ (s = u = ½) and tanh(z) (s = 1, u = 0). Writing the three sigmoids and the tanh as one tanh over the whole (B, 4H) pre-activation
+    keeps the gates one fused elementwise pass per step on CPU (see PERF-NOTES, item 2).
+    """
+    scale = jnp.repeat(jnp.asarray([0.5, 0.5, 1.0, 0.5], dtype), hidden)
+    shift = jnp.repeat(jnp.asarray([0.5, 0.5, 0.0, 0.5], dtype), hidden)
+    return scale, shift
+
+
+def lstm_recur(params: Params, carry: Carry, z_x: jax.Array) -> Carry:
+    """One LSTM step from z_x = x_t @ w_x + b: (B, 4H) → carry {"h", "c"} of (B, H)."""
+    h, c = carry["h"], carry["c"]
+    z = z_x + matmul(h, params["w_h"])
+    scale, shift = lstm_gate_constants(h.shape[-1], z.dtype)
+    i, f, g, o = jnp.split(scale * jnp.tanh(scale * z) + shift, 4, axis=-1)
+    c = f * c + i * g
+    return {"h": o * jnp.tanh(c), "c": c}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell: its equations (`recur`), carry layout and initialisation."""
+
+    name: str
+    gates: int  # G: number of H-blocks in the pre-activation (1 for the RNN, 4 for the LSTM)
+    carry_names: tuple[str, ...]
+    recur: Callable[[Params, Carry, jax.Array], Carry]
+
+    def init(
+        self,
+        key: jax.Array,
+        input_size: int,
+        hidden_size: int,
+        *,
+        recurrent_init: str = "orthogonal",
+        scale: float = 1.0,
+        forget_bias: float = 1.0,
+        dtype=jnp.float32,
+    ) -> Params:
+        """Glorot-uniform input weights and a `recurrent_init` block per gate; biases 0.
+
+        For the LSTM the forget-gate bias block starts at `forget_bias` (ignored by the RNN).
+        """
+        H, G = hidden_size, self.gates
+        key_x, key_h = jax.random.split(key)
+        w_x = jnp.concatenate(
+            [glorot_uniform(k, input_size, H, dtype) for k in jax.random.split(key_x, G)], axis=1
+        )
+        w_h = jnp.concatenate(
+            [recurrent_block(k, H, recurrent_init, scale, dtype) for k in jax.random.split(key_h, G)],
+            axis=1,
+        )
+        b = jnp.zeros((G * H,), dtype)
+        if self.name == "lstm":
+            b = b.at[H : 2 * H].set(forget_bias)
+        return {"w_x": w_x, "w_h": w_h, "b": b}
+
+    def initial_carry(self, batch: int, hidden_size: int, dtype=jnp.float32) -> Carry:
+        """Zero state: {name: (B, H)} for each carry entry."""
+        return {name: jnp.zeros((batch, hidden_size), dtype) for name in self.carry_names}
+
+    def step(self, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
+        """carry_{t-1}, x_t: (B, I) → (carry_t, h_t)."""
+        carry = self.recur(params, carry, matmul(x, params["w_x"]) + params["b"])
+        return carry, carry["h"]
+
+
+RNN = Cell(name="rnn", gates=1, carry_names=("h",), recur=rnn_recur)
+LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), recur=lstm_recur)
+
+CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNN, LSTM)}
+
+
+def get(name: str) -> Cell:
+    """The cell registered under `name` (`rnn`, `lstm`)."""
+    try:
+        return CELLS[name]
+    except KeyError:
+        raise KeyError(f"unknown cell {name!r}; allowed: {', '.join(CELLS)}") from None

@@ -1,0 +1,341 @@
+"""Experiment configs: YAML → validated, frozen dataclasses → one `Run` per grid point × seed.
+
+```yaml
+name: adding                       # results go to <out>/<name>/<run>/ (default: the file's stem)
+task: {name: adding, length: 100}  # threshold: solved criterion, default per task
+model: {cell: lstm, hidden: 128, forget_bias: 1.0, recurrent_init: orthogonal, scale: 1.0}
+train: {steps: 2000, batch: 64, optimizer: adam, lr: 1.0e-3, clip: 1.0, chunk: 100, unroll: 1}
+log: {every: 100, eval_batch: 1024, probe_batch: 64}
+seeds: 2                           # or a list: [0, 3, 7]
+sweep: {model.cell: [rnn, lstm]}   # grid over any leaf key; × seeds
+```
+
+Every user mistake raises `UserError` with one line: "<file>: <key>: <problem>; <what is allowed>".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from lstm_vg import cells, tasks, train
+from lstm_vg.errors import UserError
+
+
+def option(default, kind, *, choices=None, low=None, low_open=False, high=None, high_open=False,
+           optional=False):
+    """A config field: its Python kind, allowed choices or range, and whether null is allowed."""
+    rules = dict(kind=kind, choices=choices, low=low, low_open=low_open, high=high,
+                 high_open=high_open, optional=optional)
+    return field(default=default, metadata=rules)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = option("adding", str, choices=tuple(tasks.TASKS))
+    length: int = option(100, int, low=2)
+    threshold: float | None = option(None, float, optional=True)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = option("lstm", str, choices=tuple(cells.CELLS))
+    hidden: int = option(128, int, low=1)
+    forget_bias: float = option(1.0, float)
+    recurrent_init: str = option("orthogonal", str, choices=cells.RECURRENT_INITS)
+    scale: float = option(1.0, float, low=0, low_open=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = option(2000, int, low=1)
+    batch: int = option(64, int, low=1)
+    optimizer: str = option("adam", str, choices=train.OPTIMIZERS)
+    lr: float = option(1e-3, float, low=0, low_open=True)
+    momentum: float = option(0.9, float, low=0, high=1, high_open=True)
+    clip: float = option(1.0, float, low=0)
+    chunk: int | None = option(None, int, low=1, optional=True)  # default: log.every
+    unroll: int = option(1, int, low=1)
+    dtype: str = option("float32", str, choices=("float32", "float64"))
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    every: int = option(100, int, low=1)
+    eval_batch: int = option(1024, int, low=1)
+    probe_batch: int = option(64, int, low=1)
+
+
+SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig, "log": LogConfig}
+TOP_LEVEL = ("name", *SECTIONS, "seeds", "sweep")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    log: LogConfig = LogConfig()
+    seeds: tuple[int, ...] = (0,)
+    sweep: tuple[tuple[str, tuple], ...] = ()  # ((dotted key, values), ...) in file order
+
+    @property
+    def chunk_steps(self) -> int:
+        return self.train.chunk or self.log.every
+
+    def replace(self, key: str, value) -> Config:
+        """A copy with the leaf at dotted `key` (e.g. "model.cell") set to `value`."""
+        section, leaf = key.split(".")
+        return dataclasses.replace(
+            self, **{section: dataclasses.replace(getattr(self, section), **{leaf: value})}
+        )
+
+    def to_dict(self) -> dict:
+        """Plain mapping, loadable again by `from_mapping`."""
+        out = {"name": self.name}
+        out |= {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        out["seeds"] = list(self.seeds)
+        if self.sweep:
+            out["sweep"] = {key: list(values) for key, values in self.sweep}
+        return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a grid point of the sweep and a seed."""
+
+    name: str  # e.g. "cell=lstm,seed=0": its folder under <out>/<config name>/
+    config: Config  # sweep applied, seeds = (seed,)
+    seed: int
+    point: dict  # the swept values, {dotted key: value}
+
+
+# ---- validation -------------------------------------------------------------------------------
+
+
+def type_name(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def suggestion(key: str, allowed) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+
+
+def check_value(rules: dict, value, where: str):
+    """`value` converted to the field's kind, or UserError naming `where`."""
+    kind = rules["kind"]
+    if value is None:
+        if rules["optional"]:
+            return None
+        raise UserError(f"{where}: must not be empty")
+    if kind is float and isinstance(value, str):
+        try:  # PyYAML reads `1e-3` (no dot) as a string; accept what a user obviously meant
+            value = float(value)
+        except ValueError:
+            pass
+    ok = {
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[kind]
+    if not ok:
+        raise UserError(f"{where}: expected {kind.__name__}, got {type_name(value)} {value!r}")
+    value = kind(value)
+    if kind is float and not math.isfinite(value):
+        raise UserError(f"{where}: must be a finite number, got {value!r}")
+    if rules["choices"] and value not in rules["choices"]:
+        raise UserError(f"{where}: {value!r} is not allowed; allowed: {', '.join(rules['choices'])}")
+    low, high = rules["low"], rules["high"]
+    if low is not None and (value <= low if rules["low_open"] else value < low):
+        raise UserError(f"{where}: must be {'>' if rules['low_open'] else '≥'} {low}, got {value!r}")
+    if high is not None and (value >= high if rules["high_open"] else value > high):
+        raise UserError(f"{where}: must be {'<' if rules['high_open'] else '≤'} {high}, got {value!r}")
+    return value
+
+
+def leaf_rules(key: str, source: str):
+    """The rules of the leaf field at dotted `key`, or UserError (sweeps and --set use this)."""
+    section, _, leaf = key.partition(".")
+    if section not in SECTIONS or not leaf or "." in leaf:
+        leaves = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in fields(cls)]
+        raise UserError(f"{source}: {key}: not a config key; {suggestion(key, leaves)}")
+    names = {f.name: f.metadata for f in fields(SECTIONS[section])}
+    if leaf not in names:
+        raise UserError(f"{source}: {key}: unknown key; {suggestion(leaf, names)}")
+    return names[leaf]
+
+
+def parse_section(cls, raw, source: str, section: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: {section}: expected a mapping, got {type_name(raw)}")
+    known = {f.name: f.metadata for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise UserError(f"{source}: {section}.{key}: unknown key; {suggestion(str(key), known)}")
+    return cls(**{k: check_value(known[k], v, f"{source}: {section}.{k}") for k, v in raw.items()})
+
+
+def parse_seeds(raw, source: str) -> tuple[int, ...]:
+    where = f"{source}: seeds"
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 1:
+            raise UserError(f"{where}: must be ≥ 1 (a count) or a list of seeds, got {raw}")
+        return tuple(range(raw))
+    if isinstance(raw, list) and raw:
+        rules = dict(kind=int, choices=None, low=0, low_open=False, high=None, high_open=False,
+                     optional=False)
+        seeds = tuple(check_value(rules, s, f"{where}[{i}]") for i, s in enumerate(raw))
+        if len(set(seeds)) != len(seeds):
+            raise UserError(f"{where}: seeds must be distinct, got {list(seeds)}")
+        return seeds
+    raise UserError(f"{where}: expected a count ≥ 1 or a non-empty list of seeds, got {raw!r}")
+
+
+def parse_sweep(raw, source: str) -> tuple[tuple[str, tuple], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: sweep: expected a mapping of key → list of values")
+    sweep = []
+    for key, values in raw.items():
+        rules = leaf_rules(str(key), f"{source}: sweep")
+        where = f"{source}: sweep.{key}"
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{where}: expected a non-empty list of values, got {values!r}")
+        checked = tuple(check_value(rules, v, f"{where}[{i}]") for i, v in enumerate(values))
+        if len(set(checked)) != len(checked):
+            raise UserError(f"{where}: values must be distinct, got {list(checked)}")
+        sweep.append((str(key), checked))
+    return tuple(sweep)
+
+
+def check_schedule(config: Config, where: str) -> None:
+    """Logging happens between compiled chunks, so chunk | log.every | train.steps."""
+    chunk, every, steps = config.chunk_steps, config.log.every, config.train.steps
+    if every % chunk:
+        raise UserError(f"{where}: train.chunk ({chunk}) must divide log.every ({every})")
+    if steps % every:
+        raise UserError(
+            f"{where}: train.steps ({steps}) must be a multiple of log.every ({every}); "
+            f"change one (e.g. --set log.every={math.gcd(steps, every)})"
+        )
+
+
+def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
+    """Validate a parsed YAML mapping; `source` names the file in error messages."""
+    if not isinstance(raw, dict):
+        raise UserError(
+            f"{source}: expected a mapping with keys {', '.join(TOP_LEVEL)}, got {type_name(raw)}"
+        )
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise UserError(f"{source}: {key}: unknown key; {suggestion(str(key), TOP_LEVEL)}")
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise UserError(f"{source}: name: expected a folder name (no '/'), got {name!r}")
+    config = Config(
+        name=name,
+        **{s: parse_section(cls, raw.get(s), source, s) for s, cls in SECTIONS.items()},
+        seeds=parse_seeds(raw.get("seeds", 1), source),
+        sweep=parse_sweep(raw.get("sweep"), source),
+    )
+    for run in expand(config):
+        check_schedule(run.config, f"{source}" + (f" (run {run.name})" if config.sweep else ""))
+    return config
+
+
+# ---- files and overrides -------------------------------------------------------------------
+
+
+def read_yaml(path: Path):
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read: {error.__class__.__name__}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise UserError(f"{path}: invalid YAML{at}: {problem}") from None
+
+
+def apply_override(raw: dict, assignment: str) -> dict:
+    """raw with `section.key=value` set (the value parsed as YAML: numbers, lists, null)."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"--set {assignment}: expected key.path=value, e.g. model.hidden=64")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"--set {assignment}: the value is not valid YAML") from None
+    # sweep keys are themselves dotted: sweep.model.cell=[rnn] sets sweep["model.cell"]
+    path = key.split(".", 1) if key.startswith("sweep.") else key.split(".")
+    if path[0] not in TOP_LEVEL:
+        raise UserError(f"--set {assignment}: {path[0]}: unknown key; {suggestion(path[0], TOP_LEVEL)}")
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"--set {assignment}: {part} is not a mapping")
+        node = child
+    node[path[-1]] = value
+    return raw
+
+
+def load(path: str | Path, overrides=(), seeds: int | None = None, steps: int | None = None) -> Config:
+    """Read and validate a config file, after `--set` overrides and the --seeds/--steps shortcuts."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if isinstance(raw, dict):
+        for assignment in overrides:
+            raw = apply_override(raw, assignment)
+        if seeds is not None:
+            raw["seeds"] = seeds
+        if steps is not None:
+            raw = apply_override(raw, f"train.steps={steps}")
+    return from_mapping(raw, str(path), default_name=path.stem)
+
+
+# ---- sweep expansion -------------------------------------------------------------------------
+
+
+def run_name(point: dict, seed: int) -> str:
+    leaves = [key.split(".")[-1] for key in point]
+    unique = len(set(leaves)) == len(leaves)
+    parts = [f"{leaf if unique else key}={value}" for (key, value), leaf in zip(point.items(), leaves)]
+    return ",".join([*parts, f"seed={seed}"])
+
+
+def expand(config: Config) -> list[Run]:
+    """The sweep grid (in file order) × seeds, one `Run` each."""
+    keys = [key for key, _ in config.sweep]
+    runs = []
+    for values in itertools.product(*(values for _, values in config.sweep)):
+        point = dict(zip(keys, values))
+        point_config = config
+        for key, value in point.items():
+            point_config = point_config.replace(key, value)
+        for seed in config.seeds:
+            single = dataclasses.replace(point_config, seeds=(seed,), sweep=())
+            runs.append(Run(run_name(point, seed), single, seed, point))
+    return runs
+

@@ -1,0 +1,58 @@
+"""Per-timestep gradient norms: how much of the error signal reaches each step back in time.
+
+For a batch of sequences with per-example losses ℓ_b, the logged profile of a carry entry s
+(``h`` for both cells, ``c`` for the LSTM) is
+
+    s_norms[t] = mean_b ‖∂ℓ_b / ∂s_t^{(b)}‖₂          t = 0 … T'−1 (0-based: s_1 … s_T' in the papers)
+
+computed in the same backward pass as the parameter gradient of the batch-mean loss by adding
+zero perturbations to the carry (see `model.unroll`). The ratio s_norms[0] / s_norms[-1] says how
+much of the signal at the last step survives back to the first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstm_vg import model
+from lstm_vg.cells import Cell
+
+
+def vector_norm(x: jax.Array, axis: int = -1) -> jax.Array:
+    """‖x‖₂ along `axis`, scaled by max|x| first so tiny entries don't underflow when squared."""
+    peak = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
+    safe_peak = jnp.where(peak > 0, peak, 1)
+    return (safe_peak * jnp.linalg.norm(x / safe_peak, axis=axis, keepdims=True)).squeeze(axis)
+
+
+def loss_grads_and_norms(
+    cell: Cell, task, params: dict, xs: jax.Array, targets: jax.Array, scan_unroll: int = 1
+) -> tuple[jax.Array, dict, dict[str, jax.Array]]:
+    """(batch-mean loss, its parameter gradients, {"h_norms": (T',), ["c_norms": (T',)]})."""
+    T, B, _ = xs.shape
+    hidden = params["cell"]["w_h"].shape[0]
+    deltas = model.zero_perturbations(cell, T, B, hidden, xs.dtype)
+
+    def summed_loss(params, deltas):
+        outputs = model.apply(cell, task, params, xs, deltas, scan_unroll)
+        return jnp.sum(task.losses(outputs, targets))
+
+    # Differentiating the *sum* of per-example losses makes ∂/∂δ_t^{(b)} each example's own
+    # gradient ∂ℓ_b/∂s_t^{(b)}, independent of B; the parameter gradient is then divided by B.
+    total, (param_grads, delta_grads) = jax.value_and_grad(summed_loss, argnums=(0, 1))(
+        params, deltas
+    )
+    norms = {f"{name}_norms": jnp.mean(vector_norm(g), axis=1) for name, g in delta_grads.items()}
+    return total / B, jax.tree.map(lambda g: g / B, param_grads), norms
+
+
+def grad_ratio(norms: np.ndarray) -> float | None:
+    """norms[0] / norms[-1] of one profile; None when undefined (last entry 0 or non-finite)."""
+    first, last = float(norms[0]), float(norms[-1])
+    if last == 0 or not (math.isfinite(first) and math.isfinite(last)):
+        return None
+    return first / last

@@ -1,0 +1,167 @@
+"""The host side of training: batch runs, call the compiled chunks, log, write, report progress.
+
+The device does all the numerics (`train.Trainer`); between chunks this loop only moves small
+metric arrays to the host and writes them, so nothing already measured is lost if it stops.
+
+Runs whose configs differ only in seed, learning rate or initialisation options share one
+`Trainer` and train together along a vmapped runs axis.
+
+Logged-row rules (documented in docs/results-format.md): at step 0 and every `log.every` steps,
+eval loss/accuracy and the per-timestep gradient norms are measured on the run's fixed eval and
+probe batches with the current params. `train_loss` and `grad_norm` are the means over the
+training batches since the previous logged step (at step 0, where no training has happened yet,
+they are measured on the probe batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Protocol
+
+import jax
+import numpy as np
+
+from lstm_vg import cells, config, runs, tasks, train
+from lstm_vg.config import Config, Run
+
+
+class Progress(Protocol):
+    def start(self, label: str, total_steps: int, runs: int) -> None: ...
+    def advance(self, step: int, mean_train_loss: float) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Quiet:
+    def start(self, label, total_steps, runs): pass
+    def advance(self, step, mean_train_loss): pass
+    def stop(self): pass
+
+
+def batch_key(run: Run) -> Config:
+    """What must be equal for runs to train in one vmapped batch."""
+    c = run.config
+    model = dataclasses.replace(c.model, forget_bias=0.0, recurrent_init="", scale=1.0)
+    return dataclasses.replace(c, model=model, train=dataclasses.replace(c.train, lr=1.0), seeds=())
+
+
+def batches(all_runs: list[Run]) -> list[list[Run]]:
+    groups: dict[Config, list[Run]] = {}
+    for run in all_runs:
+        groups.setdefault(batch_key(run), []).append(run)
+    return list(groups.values())
+
+
+def make_trainer(c: Config) -> train.Trainer:
+    return train.Trainer(
+        cell=cells.get(c.model.cell),
+        task=tasks.make(c.task.name, c.task.length, c.task.threshold),
+        hidden=c.model.hidden,
+        batch=c.train.batch,
+        chunk_steps=c.chunk_steps,
+        eval_batch=c.log.eval_batch,
+        probe_batch=c.log.probe_batch,
+        optimizer=c.train.optimizer,
+        clip=c.train.clip,
+        momentum=c.train.momentum,
+        scan_unroll=c.train.unroll,
+        dtype=c.train.dtype,
+    )
+
+
+def cell_options(c: Config) -> dict:
+    m = c.model
+    return {"recurrent_init": m.recurrent_init, "scale": m.scale, "forget_bias": m.forget_bias}
+
+
+def batch_label(group: list[Run]) -> str:
+    c = group[0].config
+    return f"{c.model.cell} · {c.task.name} T={c.task.length} · {len(group)} run(s)"
+
+
+def train_batch(group: list[Run], folder: Path, progress: Progress) -> list[dict]:
+    """Train one batch of runs to the end (or an interrupt); returns their summaries."""
+    first = group[0].config
+    trainer = make_trainer(first)
+    states = train.stack([trainer.init_state(r.seed, r.config.train.lr, **cell_options(r.config))
+                          for r in group])
+    chunk, evaluate = train.compile_batched(trainer)
+    device_kind = jax.devices()[0].device_kind
+    started, clock = runs.now(), time.perf_counter()
+    writers = [runs.RunFolder(folder / r.name, r) for r in group]
+    for run, writer in zip(group, writers):
+        writer.write_meta(runs.meta(run, len(group), device_kind, started))
+    rows: list[list[dict]] = [[] for _ in group]
+    norms: list[dict[str, list]] = [{} for _ in group]
+    diverged_at: list[int | None] = [None] * len(group)
+    window: list[dict] = []
+
+    def log(step: int) -> None:
+        logged = jax.device_get(evaluate(states))
+        if window:
+            train_loss = np.mean([w["loss"] for w in window], axis=(0, 2))
+            grad_norm = np.mean([w["grad_norm"] for w in window], axis=(0, 2))
+        else:
+            train_loss, grad_norm = logged["probe_loss"], logged["probe_grad_norm"]
+        window.clear()
+        for r, writer in enumerate(writers):
+            row = {
+                "step": step,
+                "train_loss": float(train_loss[r]),
+                "eval_loss": float(logged["eval_loss"][r]),
+                "eval_accuracy": float(logged["eval_accuracy"][r]),
+                "grad_norm": float(grad_norm[r]),
+                "wall_seconds": time.perf_counter() - clock,
+            }
+            if diverged_at[r] is None and not np.isfinite([row["train_loss"], row["eval_loss"]]).all():
+                diverged_at[r] = step
+            rows[r].append(row)
+            for key in trainer.cell.carry_names:
+                norms[r].setdefault(f"{key}_norms", []).append(np.asarray(logged[f"{key}_norms"][r]))
+            writer.write_logs(rows[r], norms[r])
+
+    def finish(status_if_alive: str) -> list[dict]:
+        wall = time.perf_counter() - clock
+        try:
+            params = jax.device_get(states.params)
+        except RuntimeError:  # interrupted while a chunk owned (had been donated) the state
+            params = None
+        summaries = []
+        for r, (run, writer) in enumerate(zip(group, writers)):
+            status = "diverged" if diverged_at[r] is not None else status_if_alive
+            if params is not None:
+                writer.write_params(jax.tree.map(lambda a: a[r], params))
+            summary = runs.summarize(trainer.task, run, rows[r], norms[r], status, diverged_at[r], wall)
+            writer.write_summary(summary)
+            writer.write_meta(runs.meta(run, len(group), device_kind, started, runs.now()))
+            summaries.append(summary)
+        return summaries
+
+    progress.start(batch_label(group), first.train.steps, len(group))
+    try:
+        log(0)
+        for step in range(first.chunk_steps, first.train.steps + 1, first.chunk_steps):
+            states, metrics = chunk(states)
+            metrics = jax.device_get(metrics)
+            window.append(metrics)
+            if step % first.log.every == 0:
+                log(step)
+            progress.advance(step, float(np.nanmean(metrics["loss"])))
+    except KeyboardInterrupt:
+        finish("interrupted")
+        raise
+    finally:
+        progress.stop()
+    return finish("done")
+
+
+def run_experiment(c: Config, out: Path, overwrite: bool = False, progress: Progress | None = None,
+                   ) -> tuple[Path, list[dict]]:
+    """Train every run of the config into <out>/<name>/; returns the folder and the summaries."""
+    folder = runs.prepare_experiment(Path(out), c.name, overwrite)
+    summaries = []
+    for group in batches(config.expand(c)):
+        with jax.enable_x64(group[0].config.train.dtype == "float64"):
+            summaries += train_batch(group, folder, progress or Quiet())
+    return folder, summaries

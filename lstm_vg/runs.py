@@ -1,0 +1,181 @@
+"""Results folders: one per run, written atomically so an interrupt never leaves half a file.
+
+Layout (the public contract is docs/results-format.md)::
+
+    <out>/<experiment>/<run>/
+        config.yaml     resolved config of this run (loadable by `lstm-vg run`)
+        meta.json       versions, device, seed, batch, start/end time
+        metrics.csv     one row per logged step
+        gradients.npz   steps (logs,), h_norms (logs, T'), c_norms (logs, T') for the LSTM
+        params.npz      final params, flattened keys "cell/w_x", "readout/b", ...
+        summary.json    status and the headline numbers (see `summarize`)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from lstm_vg import __version__, gradients
+from lstm_vg.config import Run
+from lstm_vg.errors import UserError
+
+METRIC_FIELDS = ("step", "train_loss", "eval_loss", "eval_accuracy", "grad_norm", "wall_seconds")
+STATUSES = ("running", "done", "diverged", "interrupted")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename over it (atomic on POSIX)."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def finite_or_none(value):
+    """JSON has no NaN/inf: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, obj: dict) -> None:
+    clean = {key: finite_or_none(value) for key, value in obj.items()}
+    atomic_write(path, (json.dumps(clean, indent=2) + "\n").encode())
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: repr(row[key]) if isinstance(row[key], float) else row[key]
+                      for key in METRIC_FIELDS} for row in rows)
+    atomic_write(path, text.getvalue().encode())
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(path, buffer.getvalue())
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """{"cell": {"w_x": a}} → {"cell/w_x": a}."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        flat |= flatten(value, f"{name}/") if isinstance(value, dict) else {name: np.asarray(value)}
+    return flat
+
+
+def prepare_experiment(out: Path, name: str, overwrite: bool) -> Path:
+    """<out>/<name>, created; an existing non-empty folder is replaced only with `overwrite`."""
+    folder = out / name
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: exists and is not a folder")
+    if folder.exists() and any(folder.iterdir()):
+        if not overwrite:
+            raise UserError(
+                f"{folder}: already holds results; pass --overwrite to replace them "
+                f"or --out DIR to write elsewhere"
+            )
+        shutil.rmtree(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{folder}: cannot create the results folder: {error.strerror}") from None
+    return folder
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def meta(run: Run, runs_in_batch: int, device_kind: str, started: str, finished=None) -> dict:
+    import jax
+    import jaxlib
+    import optax
+
+    return {
+        "lstm_vg": __version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "optax": optax.__version__,
+        "python": platform.python_version(),
+        "device_kind": device_kind,
+        "platform": jax.default_backend(),
+        "seed": run.seed,
+        "runs_in_batch": runs_in_batch,
+        "started": started,
+        "finished": finished,
+    }
+
+
+def summarize(task, run: Run, rows: list[dict], norms: dict[str, list], status: str,
+              diverged_at_step, wall_seconds: float) -> dict:
+    """summary.json: the run's status and headline numbers (the rules are in the results doc)."""
+    last = rows[-1]
+    solved_steps = [r["step"] for r in rows if task.solved(r["eval_loss"], r["eval_accuracy"])]
+    h_norms = norms["h_norms"]
+    steps = last["step"]
+    return {
+        "status": status,
+        "experiment": run.config.name,
+        "run": run.name,
+        "cell": run.config.model.cell,
+        "task": task.name,
+        "length": task.length,
+        "seed": run.seed,
+        **{f"sweep.{key}": value for key, value in run.point.items()},
+        "steps": steps,
+        "baseline_loss": task.baseline_loss,
+        "final_train_loss": last["train_loss"],
+        "final_eval_loss": last["eval_loss"],
+        "final_eval_accuracy": last["eval_accuracy"],
+        "solved": bool(solved_steps),
+        "steps_to_solve": solved_steps[0] if solved_steps else None,
+        "grad_ratio_init": gradients.grad_ratio(h_norms[0]),
+        "grad_ratio_final": gradients.grad_ratio(h_norms[-1]),
+        "diverged_at_step": diverged_at_step,
+        "steps_per_second": steps / wall_seconds if wall_seconds > 0 else None,
+        "wall_seconds": wall_seconds,
+    }
+
+
+class RunFolder:
+    """Writes one run's files; every write replaces a whole file atomically."""
+
+    def __init__(self, folder: Path, run: Run):
+        self.folder, self.run = folder, run
+        folder.mkdir(parents=True, exist_ok=False)
+        config_text = yaml.safe_dump(run.config.to_dict(), sort_keys=False)
+        atomic_write(folder / "config.yaml", config_text.encode())
+
+    def write_meta(self, meta: dict) -> None:
+        write_json(self.folder / "meta.json", meta)
+
+    def write_logs(self, rows: list[dict], norms: dict[str, list]) -> None:
+        write_csv(self.folder / "metrics.csv", rows)
+        arrays = {"steps": np.asarray([r["step"] for r in rows], np.int64)}
+        write_npz(self.folder / "gradients.npz", arrays | {k: np.stack(v) for k, v in norms.items()})
+
+    def write_params(self, params: dict) -> None:
+        write_npz(self.folder / "params.npz", flatten(params))
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.folder / "summary.json", summary)

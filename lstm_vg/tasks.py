@@ -1,0 +1,137 @@
+"""Long-dependency tasks, sampled on the device from a PRNG key; the length T is the knob.
+
+Every task gives time-major inputs ``xs: (T', B, I)``, per-example losses, an accuracy, the loss of
+the best input-blind predictor (``baseline_loss``) and its solved criterion.
+
+adding (length T)
+    x_t = (v_t, m_t), v_t ~ U[0, 1]; exactly two markers m = 1, one uniform in [0, ⌊T/2⌋) and one
+    in [⌊T/2⌋, T). The target, read from the last step, is the sum of the two marked values.
+    Loss: squared error. Baseline: always predict 1 (the mean of the sum), MSE = 2·(1/12) = 1/6.
+    Accuracy: fraction with |error| < 0.04 (Hochreiter & Schmidhuber 1997's criterion).
+    Solved: eval MSE ≤ threshold (default 0.01).
+
+copy (delay T)
+    Alphabet: 8 data symbols 0..7, blank 8, delimiter 9 (one-hot inputs, 10 wide). Input: 10
+    random data symbols, T−1 blanks, the delimiter, 10 blanks (T' = T + 20 steps). Target: blank
+    for the first T+10 steps, then the 10 symbols (9 output classes: data and blank).
+    Loss: cross-entropy averaged over all T' steps. Baseline: blanks, then a uniform guess over
+    the 8 symbols: 10·ln 8 / (T+20). Accuracy: on the 10 copied symbols. Solved: accuracy ≥
+    threshold (default 0.99).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclass(frozen=True)
+class Adding:
+    length: int
+    threshold: float = 0.01
+
+    name: ClassVar[str] = "adding"
+    input_size: ClassVar[int] = 2
+    output_size: ClassVar[int] = 1
+    reads_every_step: ClassVar[bool] = False  # the readout sees h_T only
+    tolerance: ClassVar[float] = 0.04
+
+    @property
+    def sequence_length(self) -> int:
+        return self.length
+
+    @property
+    def baseline_loss(self) -> float:
+        return 1.0 / 6.0
+
+    def sample(self, key: jax.Array, batch: int, dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
+        """xs: (T, B, 2) [value, marker], targets: (B, 1)."""
+        key_values, key_first, key_second = jax.random.split(key, 3)
+        T, half = self.length, self.length // 2
+        values = jax.random.uniform(key_values, (T, batch), dtype)
+        first = jax.random.randint(key_first, (batch,), 0, half)
+        second = jax.random.randint(key_second, (batch,), half, T)
+        steps = jnp.arange(T)[:, None]
+        markers = ((steps == first) | (steps == second)).astype(dtype)
+        targets = jnp.sum(values * markers, axis=0)[:, None]
+        return jnp.stack([values, markers], axis=-1), targets
+
+    def losses(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+        """Squared error per example: outputs, targets (B, 1) → (B,)."""
+        return jnp.sum((outputs - targets) ** 2, axis=-1)
+
+    def accuracy(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+        """Fraction of sequences with |error| < 0.04."""
+        return jnp.mean(jnp.abs(outputs - targets)[:, 0] < self.tolerance)
+
+    def solved(self, eval_loss: float, eval_accuracy: float) -> bool:
+        return eval_loss <= self.threshold
+
+
+@dataclass(frozen=True)
+class Copy:
+    length: int
+    threshold: float = 0.99
+
+    name: ClassVar[str] = "copy"
+    symbols: ClassVar[int] = 8
+    remember: ClassVar[int] = 10  # how many symbols are copied
+    blank: ClassVar[int] = 8
+    delimiter: ClassVar[int] = 9
+    input_size: ClassVar[int] = 10
+    output_size: ClassVar[int] = 9
+    reads_every_step: ClassVar[bool] = True
+
+    @property
+    def sequence_length(self) -> int:
+        return self.length + 2 * self.remember
+
+    @property
+    def baseline_loss(self) -> float:
+        return self.remember * math.log(self.symbols) / self.sequence_length
+
+    def sample(self, key: jax.Array, batch: int, dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
+        """xs: (T+20, B, 10) one-hot, targets: (T+20, B) class indices."""
+        data = jax.random.randint(key, (batch, self.remember), 0, self.symbols)
+        blanks = lambda n: jnp.full((batch, n), self.blank, data.dtype)  # noqa: E731
+        delimiter = jnp.full((batch, 1), self.delimiter, data.dtype)
+        inputs = jnp.concatenate([data, blanks(self.length - 1), delimiter, blanks(self.remember)], 1)
+        targets = jnp.concatenate([blanks(self.length + self.remember), data], axis=1)
+        xs = jax.nn.one_hot(inputs.T, self.input_size, dtype=dtype)
+        return xs, targets.T
+
+    def losses(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+        """Cross-entropy averaged over time: outputs (T', B, 9) logits, targets (T', B) → (B,)."""
+        log_probs = jax.nn.log_softmax(outputs, axis=-1)
+        picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+        return -jnp.mean(picked, axis=0)
+
+    def accuracy(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+        """Fraction of the copied symbols (the last 10 steps) predicted right."""
+        tail = slice(-self.remember, None)
+        return jnp.mean(jnp.argmax(outputs[tail], axis=-1) == targets[tail])
+
+    def solved(self, eval_loss: float, eval_accuracy: float) -> bool:
+        return eval_accuracy >= self.threshold
+
+
+Task = Adding | Copy
+TASKS: dict[str, type] = {task.name: task for task in (Adding, Copy)}
+
+
+def get(name: str) -> type:
+    """The task class registered under `name` (`adding`, `copy`)."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}") from None
+
+
+def make(name: str, length: int, threshold: float | None = None) -> Task:
+    """A task instance; `threshold=None` keeps the task's default solved criterion."""
+    cls = get(name)
+    return cls(length) if threshold is None else cls(length, threshold)

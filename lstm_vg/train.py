@@ -1,0 +1,133 @@
+"""The one training loop every cell and task shares: `lax.scan` over steps, `vmap` over runs.
+
+A `Trainer` holds what is static for a batch of runs (cell, task, sizes, optimizer); a
+`TrainState` holds what is traced (params, optimizer state, step, PRNG key). Runs that share a
+Trainer are stacked along a leading runs axis and advance together::
+
+    chunk    = jit(vmap(trainer.chunk))      # K training steps in one compiled call
+    evaluate = jit(vmap(trainer.evaluate))   # eval loss/accuracy + per-timestep gradient norms
+
+Randomness comes only from each run's root key: batch k is sampled from
+fold_in(fold_in(key, DATA), k), so a run resumed at step k sees the same data it would have seen;
+the eval and probe batches are fixed per run. The learning rate lives in the optimizer state
+(`optax.inject_hyperparams`), so runs that differ only in lr or init share one compiled loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lstm_vg import gradients, model
+from lstm_vg.cells import Cell
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+# Streams derived from a run's root key with fold_in.
+INIT, DATA, EVAL, PROBE = range(4)
+
+
+class TrainState(NamedTuple):
+    params: dict
+    opt_state: optax.OptState
+    step: jax.Array  # () int32: training steps taken
+    key: jax.Array  # the run's root PRNG key
+
+
+def make_optimizer(name: str, learning_rate: float, clip: float, momentum: float):
+    """clip_by_global_norm(clip) (skipped when clip is 0), then adam | rmsprop | sgd(momentum)."""
+    base = {
+        "adam": optax.adam,
+        "rmsprop": optax.rmsprop,
+        "sgd": partial(optax.sgd, momentum=momentum or None),
+    }[name]
+    optimizer = optax.inject_hyperparams(base)(learning_rate=learning_rate)
+    return optax.chain(optax.clip_by_global_norm(clip), optimizer) if clip > 0 else optimizer
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """Everything static about a batch of runs; its methods are pure and act on one run."""
+
+    cell: Cell
+    task: object  # a `tasks.Task`
+    hidden: int
+    batch: int
+    chunk_steps: int
+    eval_batch: int
+    probe_batch: int
+    optimizer: str = "adam"
+    clip: float = 1.0
+    momentum: float = 0.9
+    scan_unroll: int = 1
+    dtype: str = "float32"
+
+    def tx(self, learning_rate: float = 1e-3):
+        return make_optimizer(self.optimizer, learning_rate, self.clip, self.momentum)
+
+    def init_state(self, seed: int, learning_rate: float, **cell_options) -> TrainState:
+        """A fresh run: params from the seed's INIT stream, optimizer state holding its lr."""
+        key = jax.random.key(seed)
+        params = model.init(
+            self.cell, self.task, jax.random.fold_in(key, INIT), self.hidden, self.dtype,
+            **cell_options,
+        )
+        opt_state = self.tx(learning_rate).init(params)
+        return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+
+    def mean_loss(self, params: dict, xs: jax.Array, targets: jax.Array) -> jax.Array:
+        outputs = model.apply(self.cell, self.task, params, xs, scan_unroll=self.scan_unroll)
+        return jnp.mean(self.task.losses(outputs, targets))
+
+    def step(self, state: TrainState) -> tuple[TrainState, dict]:
+        """One optimizer step on a fresh batch; metrics {"loss", "grad_norm"} (before clipping)."""
+        data_key = jax.random.fold_in(jax.random.fold_in(state.key, DATA), state.step)
+        xs, targets = self.task.sample(data_key, self.batch, self.dtype)
+        loss, grads = jax.value_and_grad(self.mean_loss)(state.params, xs, targets)
+        # The lr is read from opt_state, so the tx's own default lr is never used here.
+        updates, opt_state = self.tx().update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return TrainState(params, opt_state, state.step + 1, state.key), metrics
+
+    def chunk(self, state: TrainState) -> tuple[TrainState, dict]:
+        """`chunk_steps` training steps in one scan; metrics stacked to (chunk_steps,)."""
+        return jax.lax.scan(lambda s, _: self.step(s), state, None, length=self.chunk_steps)
+
+    def evaluate(self, state: TrainState) -> dict:
+        """Eval loss/accuracy on the fixed eval batch; loss, grad norm and per-timestep gradient
+        norms (see `gradients`) on the fixed probe batch."""
+        xs, targets = self.task.sample(
+            jax.random.fold_in(state.key, EVAL), self.eval_batch, self.dtype
+        )
+        outputs = model.apply(self.cell, self.task, state.params, xs, scan_unroll=self.scan_unroll)
+        xs_probe, targets_probe = self.task.sample(
+            jax.random.fold_in(state.key, PROBE), self.probe_batch, self.dtype
+        )
+        loss, grads, norms = gradients.loss_grads_and_norms(
+            self.cell, self.task, state.params, xs_probe, targets_probe, self.scan_unroll
+        )
+        return {
+            "eval_loss": jnp.mean(self.task.losses(outputs, targets)),
+            "eval_accuracy": self.task.accuracy(outputs, targets),
+            "probe_loss": loss,
+            "probe_grad_norm": optax.tree.norm(grads),
+            **norms,
+        }
+
+
+def stack(states: list[TrainState]) -> TrainState:
+    """Runs → one TrainState with a leading runs axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def compile_batched(trainer: Trainer):
+    """(chunk, evaluate) over a leading runs axis, each jit-compiled once for this Trainer."""
+    chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
+    evaluate = jax.jit(jax.vmap(trainer.evaluate))
+    return chunk, evaluate

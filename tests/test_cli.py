@@ -1,0 +1,167 @@
+"""The real CLI end to end on tiny configs: files, summary fields, and clean errors."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lstm_vg.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+SUMMARY_FIELDS = {
+    "status", "cell", "task", "length", "seed", "steps", "baseline_loss", "final_train_loss",
+    "final_eval_loss", "solved", "steps_to_solve", "grad_ratio_init", "grad_ratio_final",
+    "steps_per_second", "wall_seconds",
+}
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    result = invoke("run", TINY, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out / "tiny", result
+
+
+def read_rows(folder: Path) -> list[dict]:
+    with open(folder / "metrics.csv") as file:
+        return list(csv.DictReader(file))
+
+
+def test_run_writes_one_folder_per_cell_and_seed(tiny_results):
+    folder, result = tiny_results
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["cell=lstm,seed=0", "cell=lstm,seed=1", "cell=rnn,seed=0", "cell=rnn,seed=1"]
+    for name in names:
+        files = {p.name for p in (folder / name).iterdir()}
+        assert files == {"config.yaml", "meta.json", "metrics.csv", "gradients.npz", "params.npz",
+                         "summary.json"}
+        assert name in result.output  # the final table lists every run
+
+
+def test_summary_agrees_with_metrics_and_gradients(tiny_results):
+    folder, _ = tiny_results
+    tiny = yaml.safe_load(TINY.read_text())
+    steps, every, length = tiny["train"]["steps"], tiny["log"]["every"], tiny["task"]["length"]
+    for run in folder.iterdir():
+        summary = json.loads((run / "summary.json").read_text())
+        assert SUMMARY_FIELDS <= summary.keys()
+        rows = read_rows(run)
+        assert [int(r["step"]) for r in rows] == list(range(0, steps + 1, every))
+        assert summary["status"] == "done" and summary["steps"] == steps
+        assert summary["final_eval_loss"] == pytest.approx(float(rows[-1]["eval_loss"]), rel=1e-12)
+        assert summary["final_train_loss"] == pytest.approx(float(rows[-1]["train_loss"]), rel=1e-12)
+        assert summary["baseline_loss"] == pytest.approx(1 / 6)
+        solved = [int(r["step"]) for r in rows if float(r["eval_loss"]) <= 0.01]
+        assert summary["steps_to_solve"] == (solved[0] if solved else None)
+        with np.load(run / "gradients.npz") as grads:
+            assert list(grads["steps"]) == [int(r["step"]) for r in rows]
+            assert grads["h_norms"].shape == (len(rows), length)
+            assert ("c_norms" in grads) == (summary["cell"] == "lstm")
+            h = grads["h_norms"]
+            assert summary["grad_ratio_init"] == pytest.approx(h[0, 0] / h[0, -1], rel=1e-6)
+            assert summary["grad_ratio_final"] == pytest.approx(h[-1, 0] / h[-1, -1], rel=1e-6)
+
+
+def test_params_and_config_are_saved_per_run(tiny_results):
+    folder, _ = tiny_results
+    run = folder / "cell=lstm,seed=1"
+    with np.load(run / "params.npz") as params:
+        assert params["cell/w_h"].shape == (8, 32) and params["readout/w"].shape == (8, 1)
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["model"]["cell"] == "lstm" and resolved["seeds"] == [1]
+    assert "sweep" not in resolved
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["seed"] == 1 and meta["runs_in_batch"] == 2 and meta["finished"]
+
+
+def test_resolved_run_config_reproduces_the_run(tiny_results, tmp_path):
+    folder, _ = tiny_results
+    run = folder / "cell=rnn,seed=1"
+    result = invoke("run", run / "config.yaml", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    again = next((tmp_path / "tiny").iterdir())
+    assert (again / "metrics.csv").read_text().splitlines()[1].split(",")[:5] == \
+        (run / "metrics.csv").read_text().splitlines()[1].split(",")[:5]
+
+
+def test_existing_results_are_not_overwritten_without_the_flag(tiny_results):
+    folder, _ = tiny_results
+    before = (folder / "cell=rnn,seed=0" / "summary.json").read_text()
+    result = invoke("run", TINY, "--out", folder.parent)
+    assert result.exit_code == 2
+    assert "already holds results; pass --overwrite" in result.output
+    assert (folder / "cell=rnn,seed=0" / "summary.json").read_text() == before
+
+
+def test_flags_override_the_config(tmp_path):
+    result = invoke("run", TINY, "--out", tmp_path, "--seeds", 1, "--steps", 10,
+                    "--set", "task.name=copy", "--set", "task.length=3", "--set", "sweep.model.cell=[lstm]")
+    assert result.exit_code == 0, result.output
+    runs = list((tmp_path / "tiny").iterdir())
+    assert [r.name for r in runs] == ["cell=lstm,seed=0"]
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert (summary["task"], summary["length"], summary["steps"]) == ("copy", 3, 10)
+    assert summary["baseline_loss"] == pytest.approx(10 * np.log(8) / 23)
+    with np.load(runs[0] / "gradients.npz") as grads:
+        assert grads["h_norms"].shape == (2, 23)  # copy runs T + 20 steps
+
+
+def test_float64_runs_store_float64_norms(tmp_path):
+    result = invoke("run", TINY, "--out", tmp_path, "--seeds", 1, "--steps", 10,
+                    "--set", "train.dtype=float64")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "tiny" / "cell=lstm,seed=0" / "gradients.npz") as grads:
+        assert grads["h_norms"].dtype == np.float64 and grads["c_norms"].dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "missing.yaml"], "missing.yaml: no such file"),
+        (["run", TINY, "--set", "model.hiden=3"], "model.hiden: unknown key; did you mean 'hidden'?"),
+        (["run", TINY, "--set", "task.length=1"], "task.length: must be ≥ 2"),
+        (["run", TINY, "--set", "train.lr=-1"], "train.lr: must be > 0"),
+        (["run", TINY, "--steps", 15], "train.steps (15) must be a multiple of log.every (10)"),
+        (["run", TINY, "--set", "nonsense"], "expected key.path=value"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, args, expected):
+    result = invoke(*args, "--out", tmp_path)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+
+
+def test_bad_yaml_file_exits_2_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: {length: [\n")
+    result = invoke("run", bad, "--out", tmp_path)
+    assert result.exit_code == 2 and f"{bad}: invalid YAML at line" in result.output
+
+
+def test_module_entry_point_and_info_run_as_a_subprocess():
+    done = subprocess.run([sys.executable, "-m", "lstm_vg", "info"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "jax" in done.stdout and "cpu" in done.stdout.lower()
+
+
+def test_help_documents_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0 and "run" in result.output and "info" in result.output
+    run_help = invoke("run", "--help").output
+    for option in ("--set", "--seeds", "--steps", "--out", "--overwrite"):
+        assert option in run_help
