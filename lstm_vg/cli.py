@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import platform
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -22,8 +24,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Piped output (logs, CI) is not squeezed into rich's default 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 1000)
 
 
 @contextmanager
@@ -41,6 +44,8 @@ def user_errors():
 
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
+        if task.finished and task.elapsed:
+            return Text(f"{task.completed / task.elapsed:.1f} steps/s")
         return Text(f"{task.speed:.1f} steps/s" if task.speed else "compiling…")
 
 
@@ -52,7 +57,8 @@ class RichProgress:
 
     def start(self, label: str, total_steps: int, runs: int) -> None:
         self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("{task.description}"), BarColumn(bar_width=20),
+            TextColumn("step {task.completed}/{task.total}"),
             TextColumn("loss {task.fields[loss]}"), RateColumn(), TimeRemainingColumn(),
             console=self.console,
         )
@@ -66,19 +72,21 @@ class RichProgress:
         self.bar.stop()
 
 
+def number(value, digits=3) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
 def summary_table(summaries: list[dict]) -> Table:
-    table = Table(caption="eval = fixed eval batch after the last step; grad ratio = "
-                          "‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at initialisation")
+    table = Table(box=box.SIMPLE_HEAD, caption="eval: fixed eval batch after the last step · "
+                  "grad ratio: ‖∂L/∂h_1‖/‖∂L/∂h_T‖ at the first and last logged step")
     table.add_column("run", no_wrap=True)
-    for column in ("status", "eval loss", "baseline", "accuracy", "solved at", "grad ratio"):
-        table.add_column(column, justify="right")
+    for column in ("status", "eval loss", "baseline", "acc", "solved@", "ratio init", "ratio end"):
+        table.add_column(column, justify="right", no_wrap=True)
     for s in summaries:
-        ratio = s["grad_ratio_init"]
         table.add_row(
-            s["run"], s["status"], f"{s['final_eval_loss']:.4g}", f"{s['baseline_loss']:.4g}",
-            f"{s['final_eval_accuracy']:.3f}",
-            "—" if s["steps_to_solve"] is None else str(s["steps_to_solve"]),
-            "—" if ratio is None else f"{ratio:.2e}",
+            s["run"], s["status"], number(s["final_eval_loss"]), number(s["baseline_loss"]),
+            f"{s['final_eval_accuracy']:.2f}", number(s["steps_to_solve"]),
+            number(s["grad_ratio_init"], 2), number(s["grad_ratio_final"], 2),
         )
     return table
 

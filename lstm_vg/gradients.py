@@ -23,10 +23,22 @@ from lstm_vg.cells import Cell
 
 
 def vector_norm(x: jax.Array, axis: int = -1) -> jax.Array:
-    """‖x‖₂ along `axis`, scaled by max|x| first so tiny entries don't underflow when squared."""
+    """‖x‖₂ along `axis`, exact over the dtype's whole range (tiny entries don't underflow when
+    squared, huge ones don't overflow; an infinite entry gives inf, a NaN gives NaN). Subnormal
+    entries count as 0: XLA on CPU flushes them to zero anyway.
+
+    x is scaled by 2^-e, where 2^e bounds max|x|, before squaring: a power of two scales exactly.
+    The scaling is applied as two half steps because `ldexp` by more than the exponent range
+    (e.g. 2^148 for a float32 subnormal) is wrong, and multiplying by 1/max|x| flushes to zero
+    for max|x| > 2^126 (the compiler turns x / m into x · (1/m)).
+    """
     peak = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
-    safe_peak = jnp.where(peak > 0, peak, 1)
-    return (safe_peak * jnp.linalg.norm(x / safe_peak, axis=axis, keepdims=True)).squeeze(axis)
+    _, exponent = jnp.frexp(jnp.where(jnp.isfinite(peak) & (peak > 0), peak, 1))
+    half = exponent // 2
+    scaled = jnp.ldexp(jnp.ldexp(x, -half), half - exponent)
+    norm = jnp.linalg.norm(scaled, axis=axis, keepdims=True)
+    norm = jnp.ldexp(jnp.ldexp(norm, half), exponent - half)
+    return jnp.where(jnp.isinf(peak), jnp.inf, norm).squeeze(axis)
 
 
 def loss_grads_and_norms(
@@ -51,8 +63,23 @@ def loss_grads_and_norms(
 
 
 def grad_ratio(norms: np.ndarray) -> float | None:
-    """norms[0] / norms[-1] of one profile; None when undefined (last entry 0 or non-finite)."""
+    """norms[0] / norms[-1] of one profile; None when undefined (last entry 0, either non-finite)."""
     first, last = float(norms[0]), float(norms[-1])
     if last == 0 or not (math.isfinite(first) and math.isfinite(last)):
         return None
     return first / last
+
+
+def decay_rate(norms: np.ndarray) -> float | None:
+    """Least-squares slope of log10 norms[t] against t, in decades per step.
+
+    Positive when the signal shrinks going back in time (norms grow towards the last step).
+    Exact zeros (float32 underflow) and non-finite entries are left out of the fit; None when
+    fewer than two points remain.
+    """
+    norms = np.asarray(norms, np.float64)
+    t = np.arange(norms.size)
+    keep = np.isfinite(norms) & (norms > 0)
+    if keep.sum() < 2:
+        return None
+    return float(np.polyfit(t[keep], np.log10(norms[keep]), 1)[0])

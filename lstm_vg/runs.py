@@ -151,6 +151,8 @@ def summarize(task, run: Run, rows: list[dict], norms: dict[str, list], status: 
         "steps_to_solve": solved_steps[0] if solved_steps else None,
         "grad_ratio_init": gradients.grad_ratio(h_norms[0]),
         "grad_ratio_final": gradients.grad_ratio(h_norms[-1]),
+        "decay_rate_init": gradients.decay_rate(h_norms[0]),
+        "decay_rate_final": gradients.decay_rate(h_norms[-1]),
         "diverged_at_step": diverged_at_step,
         "steps_per_second": steps / wall_seconds if wall_seconds > 0 else None,
         "wall_seconds": wall_seconds,

@@ -40,6 +40,10 @@ class Adding:
     reads_every_step: ClassVar[bool] = False  # the readout sees h_T only
     tolerance: ClassVar[float] = 0.04
 
+    def __post_init__(self):
+        if self.length < 2:  # one marker in each half needs two halves
+            raise ValueError(f"adding: length must be ≥ 2, got {self.length}")
+
     @property
     def sequence_length(self) -> int:
         return self.length
@@ -85,6 +89,10 @@ class Copy:
     input_size: ClassVar[int] = 10
     output_size: ClassVar[int] = 9
     reads_every_step: ClassVar[bool] = True
+
+    def __post_init__(self):
+        if self.length < 1:
+            raise ValueError(f"copy: length (delay) must be ≥ 1, got {self.length}")
 
     @property
     def sequence_length(self) -> int:

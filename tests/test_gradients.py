@@ -1,0 +1,171 @@
+"""Per-timestep gradient norms and parameter gradients against a plain Python-loop reference."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_vg import cells, gradients, model, tasks
+
+BATCH, HIDDEN = 3, 5
+CELLS = ["rnn", "lstm"]
+TASKS = [tasks.Adding(12), tasks.Copy(2)]  # 12 and 22 timesteps
+
+
+@functools.cache
+def float64_problem(name: str, task):
+    """Float64 params from `model.init` with every entry (biases included) moved off its init,
+    a batch, and `gradients.loss_grads_and_norms` on them; cached, as the tests share them.
+
+    Use the arrays inside `jax.enable_x64(True)`."""
+    cell, rng = cells.get(name), np.random.default_rng(0)
+    with jax.enable_x64(True):
+        # A normal recurrent init: the orthogonal one's QR costs seconds to compile.
+        params = model.init(
+            cell, task, jax.random.key(0), HIDDEN, dtype="float64", recurrent_init="normal"
+        )
+        params = jax.tree.map(lambda p: p + 0.3 * rng.standard_normal(p.shape), params)
+        xs, targets = task.sample(jax.random.key(1), BATCH, "float64")
+        ours = gradients.loss_grads_and_norms(cell, task, params, xs, targets)
+    return params, xs, targets, ours
+
+
+def python_loop_losses(cell: cells.Cell, task, params, xs, targets, deltas):
+    """Per-example losses (B,) from T explicit `cell.step` calls; deltas[name][t] (B, H) is added
+    to the carry after step t, so ∂loss/∂deltas[name][t] = ∂loss/∂(that state at t)."""
+    T, B, _ = xs.shape
+    carry = {name: jnp.zeros((B, HIDDEN), xs.dtype) for name in cell.carry_names}
+    outputs = []
+    for t in range(T):
+        carry, _ = cell.step(params["cell"], carry, xs[t])
+        carry = {name: carry[name] + deltas[name][t] for name in carry}
+        outputs.append(carry["h"] @ params["readout"]["w"] + params["readout"]["b"])
+    return task.losses(jnp.stack(outputs) if task.reads_every_step else outputs[-1], targets)
+
+
+def zero_deltas(cell: cells.Cell, xs) -> dict:
+    T, B, _ = xs.shape
+    return {name: [jnp.zeros((B, HIDDEN), xs.dtype) for _ in range(T)] for name in cell.carry_names}
+
+
+def python_loop_state_grad_norms(cell, task, params, xs, targets) -> dict[str, np.ndarray]:
+    """{name_norms: (T,)}: mean_b ‖∂ℓ_b/∂s_t^{(b)}‖, read off the full Jacobian of the B losses."""
+    jacobian = jax.jacrev(lambda d: python_loop_losses(cell, task, params, xs, targets, d))(
+        zero_deltas(cell, xs)
+    )  # {name: T-list of (B losses, B, H)}
+    norms = {}
+    for name, per_step in jacobian.items():
+        own = np.stack([[np.asarray(j)[b, b] for b in range(BATCH)] for j in per_step])  # (T, B, H)
+        norms[f"{name}_norms"] = np.linalg.norm(own, axis=-1).mean(axis=1)
+    return norms
+
+
+def python_loop_mean_loss(cell, task, params, xs, targets):
+    return jnp.mean(python_loop_losses(cell, task, params, xs, targets, zero_deltas(cell, xs)))
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda task: task.name)
+@pytest.mark.parametrize("name", CELLS)
+def test_per_timestep_norms_match_unrolled_python_loop(name, task):
+    cell = cells.get(name)
+    with jax.enable_x64(True):
+        params, xs, targets, (_, _, norms) = float64_problem(name, task)
+        expected = python_loop_state_grad_norms(cell, task, params, xs, targets)
+    assert set(norms) == set(expected) == {f"{n}_norms" for n in cell.carry_names}
+    for key, reference in expected.items():
+        assert norms[key].shape == (task.sequence_length,)
+        assert np.all(reference[:-1] > 0)  # the check is not of zeros (c_T may not reach the loss)
+        np.testing.assert_allclose(norms[key], reference, rtol=1e-5, atol=1e-14, err_msg=key)
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda task: task.name)
+@pytest.mark.parametrize("name", CELLS)
+def test_loss_and_parameter_gradients_are_those_of_batch_mean_loss(name, task):
+    cell = cells.get(name)
+    with jax.enable_x64(True):
+        params, xs, targets, (loss, grads, _) = float64_problem(name, task)
+        expected_loss, expected_grads = jax.value_and_grad(python_loop_mean_loss, argnums=2)(
+            cell, task, params, xs, targets
+        )
+    assert loss.dtype == jnp.float64
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-10)
+    assert jax.tree.structure(grads) == jax.tree.structure(expected_grads)
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        reference = np.asarray(expected_grads[path[0].key][path[1].key])
+        assert np.any(reference != 0)
+        np.testing.assert_allclose(g, reference, rtol=1e-10, atol=1e-13, err_msg=str(path))
+
+
+def central_difference(loss, params: dict, group: str, leaf: str, index: tuple, step: float):
+    """(loss(θ + step·e) − loss(θ − step·e)) / (2·step), e the unit vector of one entry:
+    params[group][leaf][index]."""
+    value = np.asarray(params[group][leaf])
+    shifted = []
+    for sign in (+1, -1):
+        moved = value.copy()
+        moved[index] += sign * step
+        candidate = {g: dict(params[g]) for g in params}
+        candidate[group][leaf] = jnp.asarray(moved)
+        shifted.append(float(loss(candidate)))
+    return (shifted[0] - shifted[1]) / (2 * step)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_parameter_gradients_match_finite_differences(name):
+    cell, task = cells.get(name), TASKS[0]
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        params, xs, targets, (_, grads, _) = float64_problem(name, task)
+        loss = jax.jit(lambda p: python_loop_mean_loss(cell, task, p, xs, targets))
+        for group, leaf in [(g, k) for g in params for k in params[g]]:
+            shape = params[group][leaf].shape
+            for index in [tuple(int(rng.integers(n)) for n in shape) for _ in range(3)]:
+                numeric = central_difference(loss, params, group, leaf, index, step=1e-5)
+                analytic = float(grads[group][leaf][index])
+                # Relative error, floored at 1e-3 so that near-zero entries are held to 1e-9.
+                error = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-3)
+                assert error <= 1e-6, (group, leaf, index, numeric, analytic, error)
+
+
+def test_vector_norm_of_tiny_float32_entries_does_not_underflow():
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(0.5, 2.0, (4, 50)) * 1e-30).astype(np.float32)
+    assert np.all(np.square(x) == 0)  # the naive sum of squares would give 0
+    norms = np.asarray(gradients.vector_norm(jnp.asarray(x)))
+    assert norms.dtype == np.float32 and np.all(norms > 0)
+    np.testing.assert_allclose(norms, np.linalg.norm(x.astype(np.float64), axis=-1), rtol=1e-6)
+
+
+def test_vector_norm_of_huge_float32_entries_is_not_zero():
+    x = np.full((1, 4), 1e38, np.float32)  # ‖x‖ = 2e38 is still a finite float32
+    norms = np.asarray(gradients.vector_norm(jnp.asarray(x)))
+    np.testing.assert_allclose(norms, [2e38], rtol=1e-6)
+
+
+def test_vector_norm_of_vector_with_infinite_entry_is_infinite():
+    norms = np.asarray(gradients.vector_norm(jnp.asarray([[1.0, np.inf, 2.0], [1.0, np.nan, 2.0]], jnp.float32)))
+    np.testing.assert_array_equal(norms, [np.inf, np.nan])
+
+
+def test_vector_norm_of_zero_vector_is_zero():
+    norms = np.asarray(gradients.vector_norm(jnp.zeros((2, 7), jnp.float32)))
+    np.testing.assert_array_equal(norms, 0.0)
+
+
+def test_vector_norm_reduces_the_given_axis():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 11
+    norms = gradients.vector_norm(jnp.asarray(x), axis=1)
+    assert norms.shape == (2, 4)
+    np.testing.assert_allclose(norms, np.linalg.norm(x.astype(np.float64), axis=1), rtol=1e-6)
+
+
+def test_grad_ratio_is_first_over_last():
+    assert gradients.grad_ratio(np.array([3.0, 1.0, 0.25])) == pytest.approx(12.0)
+    assert gradients.grad_ratio(np.array([1e-12, 0.5], np.float32)) == pytest.approx(2e-12)
+
+
+@pytest.mark.parametrize("last", [0.0, np.inf, -np.inf, np.nan])
+def test_grad_ratio_is_none_when_last_is_zero_or_not_finite(last):
+    assert gradients.grad_ratio(np.array([1.0, 2.0, last])) is None
