@@ -22,8 +22,10 @@ textbook one-step form of the same equations.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import jax
@@ -64,9 +66,14 @@ def glorot_uniform(key: jax.Array, fan_in: int, fan_out: int, dtype) -> jax.Arra
     return jax.random.uniform(key, (fan_in, fan_out), dtype, -limit, limit)
 
 
-def rnn_recur(params: Params, carry: Carry, z_x: jax.Array) -> Carry:
+def perturb(x: jax.Array, delta: Carry | None, name: str) -> jax.Array:
+    """x + delta[name]; the zero perturbation whose gradient is ∂L/∂x (see `model.unroll`)."""
+    return x if delta is None else x + delta[name]
+
+
+def rnn_recur(params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None) -> Carry:
     """h_t = tanh(z_x + h_{t-1} @ w_h), z_x = x_t @ w_x + b precomputed: (B, H)."""
-    return {"h": jnp.tanh(z_x + matmul(carry["h"], params["w_h"]))}
+    return {"h": perturb(jnp.tanh(z_x + matmul(carry["h"], params["w_h"])), delta, "h")}
 
 
 def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -80,14 +87,39 @@ def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
     return scale, shift
 
 
-def lstm_recur(params: Params, carry: Carry, z_x: jax.Array) -> Carry:
-    """One LSTM step from z_x = x_t @ w_x + b: (B, 4H) → carry {"h", "c"} of (B, H)."""
+def lstm_recur(
+    params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None, forget_gate: bool = True
+) -> Carry:
+    """One LSTM step from z_x = x_t @ w_x + b: (B, 4H) → carry {"h", "c"} of (B, H).
+
+    Without the forget gate (Hochreiter & Schmidhuber's 1997 form) f ≡ 1: c_t = c_{t-1} + i·g;
+    the f block of the weights is kept (the layout stays the same) but unused. δ_c is added to
+    c_t before h_t = o·tanh(c_t) reads it, so ∂L/∂δ_c counts both paths out of c_t.
+    """
     h, c = carry["h"], carry["c"]
     z = z_x + matmul(h, params["w_h"])
     scale, shift = lstm_gate_constants(h.shape[-1], z.dtype)
     i, f, g, o = jnp.split(scale * jnp.tanh(scale * z) + shift, 4, axis=-1)
-    c = f * c + i * g
-    return {"h": o * jnp.tanh(c), "c": c}
+    c = perturb((f * c if forget_gate else c) + i * g, delta, "c")
+    return {"h": perturb(o * jnp.tanh(c), delta, "h"), "c": c}
+
+
+lstm_recur_without_forget_gate = partial(lstm_recur, forget_gate=False)
+
+
+def no_bias(key, hidden_size: int, dtype, **options) -> jax.Array:
+    return jnp.zeros((hidden_size,), dtype)
+
+
+def lstm_bias(key, hidden_size: int, dtype, *, forget_bias: float = 1.0, chrono: int | None = None):
+    """(4H,) biases, zero but for the forget gate's: `forget_bias`, or with `chrono` = T_max the
+    chrono initialisation (Tallec & Ollivier 2018): b_f ~ log U[1, T_max − 1], b_i = −b_f."""
+    H = hidden_size
+    b = jnp.zeros((4 * H,), dtype)
+    if chrono is None:
+        return b.at[H : 2 * H].set(forget_bias)
+    b_f = jnp.log(jax.random.uniform(key, (H,), dtype, 1.0, chrono - 1.0))
+    return b.at[:H].set(-b_f).at[H : 2 * H].set(b_f)
 
 
 @dataclass(frozen=True)
@@ -97,7 +129,8 @@ class Cell:
     name: str
     gates: int  # G: number of H-blocks in the pre-activation (1 for the RNN, 4 for the LSTM)
     carry_names: tuple[str, ...]
-    recur: Callable[[Params, Carry, jax.Array], Carry]
+    recur: Callable[..., Carry]  # (params, carry, z_x, delta=None) → carry
+    bias: Callable[..., jax.Array]  # (key, H, dtype, **bias options) → (G·H,)
 
     def init(
         self,
@@ -107,15 +140,16 @@ class Cell:
         *,
         recurrent_init: str = "orthogonal",
         scale: float = 1.0,
-        forget_bias: float = 1.0,
         dtype=jnp.float32,
+        **bias_options,
     ) -> Params:
-        """Glorot-uniform input weights and a `recurrent_init` block per gate; biases 0.
+        """Glorot-uniform input weights, a `recurrent_init` block per gate, `self.bias` biases.
 
-        For the LSTM the forget-gate bias block starts at `forget_bias` (ignored by the RNN).
+        Bias options are the LSTM's `forget_bias` (default 1.0) and `chrono` (default None);
+        the RNN's biases are 0 and it ignores them.
         """
         H, G = hidden_size, self.gates
-        key_x, key_h = jax.random.split(key)
+        key_x, key_h, key_b = jax.random.split(key, 3)
         w_x = jnp.concatenate(
             [glorot_uniform(k, input_size, H, dtype) for k in jax.random.split(key_x, G)], axis=1
         )
@@ -123,30 +157,33 @@ class Cell:
             [recurrent_block(k, H, recurrent_init, scale, dtype) for k in jax.random.split(key_h, G)],
             axis=1,
         )
-        b = jnp.zeros((G * H,), dtype)
-        if self.name == "lstm":
-            b = b.at[H : 2 * H].set(forget_bias)
-        return {"w_x": w_x, "w_h": w_h, "b": b}
+        return {"w_x": w_x, "w_h": w_h, "b": self.bias(key_b, H, dtype, **bias_options)}
 
     def initial_carry(self, batch: int, hidden_size: int, dtype=jnp.float32) -> Carry:
         """Zero state: {name: (B, H)} for each carry entry."""
         return {name: jnp.zeros((batch, hidden_size), dtype) for name in self.carry_names}
 
-    def step(self, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
-        """carry_{t-1}, x_t: (B, I) → (carry_t, h_t)."""
-        carry = self.recur(params, carry, matmul(x, params["w_x"]) + params["b"])
+    def step(
+        self, params: Params, carry: Carry, x: jax.Array, delta: Carry | None = None
+    ) -> tuple[Carry, jax.Array]:
+        """carry_{t-1}, x_t: (B, I) → (carry_t, h_t); `delta` perturbs each state as it is made."""
+        carry = self.recur(params, carry, matmul(x, params["w_x"]) + params["b"], delta)
         return carry, carry["h"]
 
 
-RNN = Cell(name="rnn", gates=1, carry_names=("h",), recur=rnn_recur)
-LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), recur=lstm_recur)
+RNN = Cell(name="rnn", gates=1, carry_names=("h",), recur=rnn_recur, bias=no_bias)
+LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), recur=lstm_recur, bias=lstm_bias)
 
 CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNN, LSTM)}
 
 
-def get(name: str) -> Cell:
-    """The cell registered under `name` (`rnn`, `lstm`)."""
+def get(name: str, forget_gate: bool = True) -> Cell:
+    """The cell registered under `name` (`rnn`, `lstm`); `forget_gate=False` gives the LSTM of
+    1997 (f ≡ 1) and is ignored by cells without a forget gate."""
     try:
-        return CELLS[name]
+        cell = CELLS[name]
     except KeyError:
         raise KeyError(f"unknown cell {name!r}; allowed: {', '.join(CELLS)}") from None
+    if cell is LSTM and not forget_gate:
+        return dataclasses.replace(cell, recur=lstm_recur_without_forget_gate)
+    return cell

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -107,6 +108,57 @@ def run(
         folder, summaries = runner.run_experiment(experiment, out, overwrite, RichProgress(console))
     console.print(summary_table(summaries))
     console.print(f"results: {folder}")
+
+
+class ImageFormat(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+class TableFormat(str, Enum):
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+def say(stream: Console, text: str) -> None:
+    """One unwrapped, unstyled line (paths may hold '[', which rich would read as markup)."""
+    stream.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def plot(
+    path: Path = typer.Argument(..., metavar="PATH", help="A run, an experiment folder or a results tree."),
+    out: Optional[Path] = typer.Option(None, help="Write every figure here instead of <experiment>/plots/."),
+    format_: ImageFormat = typer.Option(ImageFormat.png, "--format", help="Image format."),
+) -> None:
+    """Draw the gradient-decay, heatmap, learning-curve and sweep figures of the runs below PATH."""
+    from lstm_vg import plots  # matplotlib loads only for the command that draws
+
+    with user_errors():
+        plotted = plots.plot_path(path, out, format_.value)
+    for warning in plotted.warnings:
+        say(errors, f"warning: {warning}")
+    for note in plotted.notes:
+        say(console, f"note: {note}")
+    for file in plotted.files:
+        say(console, str(file))
+
+
+@app.command()
+def report(
+    path: Path = typer.Argument(..., metavar="PATH", help="A run, an experiment folder or a results tree."),
+    format_: TableFormat = typer.Option(TableFormat.markdown, "--format", help="Table format."),
+) -> None:
+    """One row per experiment, cell and swept values: losses, solved fraction, gradient decay."""
+    from lstm_vg import report as reports
+
+    with user_errors():
+        text, warnings = reports.report_path(path, format_.value)
+    for warning in warnings:
+        say(errors, f"warning: {warning}")
+    typer.echo(text, nl=not text.endswith("\n"))
 
 
 @app.command()

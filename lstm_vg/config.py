@@ -3,7 +3,8 @@
 ```yaml
 name: adding                       # results go to <out>/<name>/<run>/ (default: the file's stem)
 task: {name: adding, length: 100}  # threshold: solved criterion, default per task
-model: {cell: lstm, hidden: 128, forget_bias: 1.0, recurrent_init: orthogonal, scale: 1.0}
+model: {cell: lstm, hidden: 128, forget_bias: 1.0, recurrent_init: orthogonal, scale: 1.0,
+        forget_gate: true, chrono: null}
 train: {steps: 2000, batch: 64, optimizer: adam, lr: 1.0e-3, clip: 1.0, chunk: 100, unroll: 1}
 log: {every: 100, eval_batch: 1024, probe_batch: 64}
 seeds: 2                           # or a list: [0, 3, 7]
@@ -47,9 +48,11 @@ class TaskConfig:
 class ModelConfig:
     cell: str = option("lstm", str, choices=tuple(cells.CELLS))
     hidden: int = option(128, int, low=1)
-    forget_bias: float = option(1.0, float)
+    forget_bias: float = option(1.0, float)  # LSTM only
     recurrent_init: str = option("orthogonal", str, choices=cells.RECURRENT_INITS)
     scale: float = option(1.0, float, low=0, low_open=True)
+    forget_gate: bool = option(True, bool)  # LSTM only; false: f ≡ 1 (the 1997 LSTM)
+    chrono: int | None = option(None, int, low=3, optional=True)  # LSTM only; T_max of chrono init
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ def check_value(rules: dict, value, where: str):
         int: isinstance(value, int) and not isinstance(value, bool),
         float: isinstance(value, (int, float)) and not isinstance(value, bool),
         str: isinstance(value, str),
+        bool: isinstance(value, bool),
     }[kind]
     if not ok:
         raise UserError(f"{where}: expected {kind.__name__}, got {type_name(value)} {value!r}")

@@ -2,9 +2,10 @@
 
 Model params: ``{"cell": cell params, "readout": {"w": (H, O), "b": (O,)}}``.
 
-``unroll`` optionally adds a perturbation δ_t to the carry after every step. The perturbations
-are zero, so the forward pass is unchanged, but ∂L/∂δ_t = ∂L/∂h_t (and ∂L/∂c_t): the gradient
-with respect to the state at every timestep falls out of the one ordinary backward pass.
+``unroll`` optionally adds a perturbation δ_t to each state as the cell makes it (h_t, and c_t
+before h_t reads it). The perturbations are zero, so the forward pass is unchanged, but
+∂L/∂δ_t = ∂L/∂h_t (and ∂L/∂c_t, through both h_t and c_{t+1}): the gradient with respect to
+the state at every timestep falls out of the one ordinary backward pass.
 """
 
 from __future__ import annotations
@@ -52,9 +53,7 @@ def unroll(
 
     def body(carry, inputs):
         z_x_t, delta_t = inputs
-        carry = cell.recur(cell_params, carry, z_x_t)
-        if delta_t is not None:
-            carry = jax.tree.map(jnp.add, carry, delta_t)
+        carry = cell.recur(cell_params, carry, z_x_t, delta_t)
         return carry, carry["h"] if all_steps else None
 
     carry = cell.initial_carry(B, H, xs.dtype)

@@ -42,7 +42,7 @@ class Quiet:
 def batch_key(run: Run) -> Config:
     """What must be equal for runs to train in one vmapped batch."""
     c = run.config
-    model = dataclasses.replace(c.model, forget_bias=0.0, recurrent_init="", scale=1.0)
+    model = dataclasses.replace(c.model, forget_bias=0.0, recurrent_init="", scale=1.0, chrono=None)
     return dataclasses.replace(c, model=model, train=dataclasses.replace(c.train, lr=1.0), seeds=())
 
 
@@ -55,7 +55,7 @@ def batches(all_runs: list[Run]) -> list[list[Run]]:
 
 def make_trainer(c: Config) -> train.Trainer:
     return train.Trainer(
-        cell=cells.get(c.model.cell),
+        cell=cells.get(c.model.cell, forget_gate=c.model.forget_gate),
         task=tasks.make(c.task.name, c.task.length, c.task.threshold),
         hidden=c.model.hidden,
         batch=c.train.batch,
@@ -72,7 +72,8 @@ def make_trainer(c: Config) -> train.Trainer:
 
 def cell_options(c: Config) -> dict:
     m = c.model
-    return {"recurrent_init": m.recurrent_init, "scale": m.scale, "forget_bias": m.forget_bias}
+    return {"recurrent_init": m.recurrent_init, "scale": m.scale, "forget_bias": m.forget_bias,
+            "chrono": m.chrono}
 
 
 def batch_label(group: list[Run]) -> str:

@@ -74,12 +74,12 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-    """{"cell": {"w_x": a}} → {"cell/w_x": a}."""
+def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
+    """{"cell": {"w_x": a}} → {"cell/w_x": a} (or "cell.w_x" with sep=".")."""
     flat = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
-        flat |= flatten(value, f"{name}/") if isinstance(value, dict) else {name: np.asarray(value)}
+        flat |= flatten(value, sep, f"{name}{sep}") if isinstance(value, dict) else {name: value}
     return flat
 
 
@@ -177,7 +177,7 @@ class RunFolder:
         write_npz(self.folder / "gradients.npz", arrays | {k: np.stack(v) for k, v in norms.items()})
 
     def write_params(self, params: dict) -> None:
-        write_npz(self.folder / "params.npz", flatten(params))
+        write_npz(self.folder / "params.npz", {k: np.asarray(v) for k, v in flatten(params).items()})
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.folder / "summary.json", summary)

@@ -39,6 +39,8 @@ class Adding:
     output_size: ClassVar[int] = 1
     reads_every_step: ClassVar[bool] = False  # the readout sees h_T only
     tolerance: ClassVar[float] = 0.04
+    solved_metric: ClassVar[str] = "eval_loss"  # solved when eval_loss ≤ threshold
+    solved_relation: ClassVar[str] = "≤"
 
     def __post_init__(self):
         if self.length < 2:  # one marker in each half needs two halves
@@ -89,6 +91,8 @@ class Copy:
     input_size: ClassVar[int] = 10
     output_size: ClassVar[int] = 9
     reads_every_step: ClassVar[bool] = True
+    solved_metric: ClassVar[str] = "eval_accuracy"  # solved when eval_accuracy ≥ threshold
+    solved_relation: ClassVar[str] = "≥"
 
     def __post_init__(self):
         if self.length < 1:

@@ -173,3 +173,32 @@ def test_get_unknown_cell_raises_key_error_naming_allowed_cells():
 
 def test_get_returns_registered_cells():
     assert cells.get("rnn") is cells.RNN and cells.get("lstm") is cells.LSTM
+
+
+def test_lstm_without_forget_gate_keeps_the_cell_state_whole():
+    # The 1997 LSTM: c' = c + i·g, i.e. the reference with f ≡ 1 (forced by a huge forget bias).
+    params, carry, x = random_step_inputs(gates=4, seed=5)
+    saturated = dict(params, b=params["b"].copy())
+    saturated["b"][HIDDEN : 2 * HIDDEN] = 1e3
+    expected_h, expected_c = lstm_step_reference(saturated, carry["h"], carry["c"], x)
+    with jax.enable_x64(True):
+        new_carry, h = run_step(cells.get("lstm", forget_gate=False), params, carry, x, "float64")
+    np.testing.assert_allclose(new_carry["c"], expected_c, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h, expected_h, rtol=0, atol=1e-12)
+
+
+def test_forget_gate_option_is_ignored_by_the_rnn():
+    assert cells.get("rnn", forget_gate=False) is cells.RNN
+
+
+def test_chrono_init_sets_log_uniform_forget_bias_and_opposite_input_bias():
+    t_max, hidden = 100, 4096
+    params = cells.LSTM.init(jax.random.key(0), 2, hidden, chrono=t_max, recurrent_init="identity")
+    b = np.asarray(params["b"])
+    b_i, b_f, rest = b[:hidden], b[hidden : 2 * hidden], b[2 * hidden :]
+    np.testing.assert_array_equal(b_i, -b_f)
+    np.testing.assert_array_equal(rest, 0.0)
+    assert b_f.min() >= 0.0 and b_f.max() <= np.log(t_max - 1) + 1e-6
+    # exp(b_f) ~ U[1, T_max − 1]: its mean is T_max/2 and its spread covers the range.
+    np.testing.assert_allclose(np.exp(b_f).mean(), t_max / 2, rtol=0.05)
+    assert np.exp(b_f).min() < 3 and np.exp(b_f).max() > t_max - 3

@@ -169,3 +169,17 @@ def test_any_mapping_either_loads_or_raises_a_one_line_user_error(raw):
         assert str(error).startswith("gen.yaml") and "\n" not in str(error)
     else:
         assert isinstance(c, config.Config)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("model: {forget_gate: 0}\n", "model.forget_gate: expected bool, got int"),
+     ("model: {chrono: 2}\n", "model.chrono: must be ≥ 3")],
+)
+def test_lstm_options_are_validated(tmp_path, text, expected):
+    assert expected in load_error(tmp_path, text)
+
+
+def test_lstm_options_load(tmp_path):
+    c = config.load(write(tmp_path, "model: {forget_gate: false, chrono: 200}\n"))
+    assert (c.model.forget_gate, c.model.chrono) == (False, 200)

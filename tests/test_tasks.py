@@ -184,3 +184,12 @@ def test_get_unknown_task_raises_key_error_naming_allowed_tasks():
         tasks.get("nope")
     message = error.value.args[0]
     assert "nope" in message and "adding" in message and "copy" in message
+
+
+@pytest.mark.parametrize("task", [tasks.Adding(5), tasks.Copy(5)], ids=lambda t: t.name)
+def test_solved_agrees_with_the_declared_metric_and_relation(task):
+    # plots and reports read solved_metric/solved_relation; training calls solved()
+    for value in (task.threshold - 1e-3, task.threshold, task.threshold + 1e-3):
+        logged = {"eval_loss": 0.5, "eval_accuracy": 0.5, task.solved_metric: value}
+        expected = value <= task.threshold if task.solved_relation == "≤" else value >= task.threshold
+        assert task.solved(logged["eval_loss"], logged["eval_accuracy"]) == expected

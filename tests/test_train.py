@@ -98,10 +98,15 @@ def test_float64_training_keeps_float64():
 def test_batches_group_runs_that_share_shapes():
     c = config.from_mapping(
         {"seeds": 2, "sweep": {"model.cell": ["rnn", "lstm"], "train.lr": [1e-3, 1e-2],
-                               "model.forget_bias": [0.0, 1.0]}}, "x")
+                               "model.forget_bias": [0.0, 1.0], "model.chrono": [None, 50]}}, "x")
     groups = runner.batches(config.expand(c))
-    assert [len(g) for g in groups] == [8, 8]
+    assert [len(g) for g in groups] == [16, 16]
     assert {r.config.model.cell for r in groups[0]} == {"rnn"}
+
+
+def test_runs_without_a_forget_gate_form_their_own_batch():
+    c = config.from_mapping({"sweep": {"model.forget_gate": [True, False]}}, "x")
+    assert [len(g) for g in runner.batches(config.expand(c))] == [1, 1]
 
 
 def count_compiles(fn) -> int:

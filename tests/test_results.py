@@ -1,0 +1,212 @@
+"""Reading results folders back: finding runs, grouping them, loading the documented files, and
+one-line errors for folders that hold nothing usable.
+
+The synthetic results written here (`write_run`, `write_sweep`) are shared with test_plots.py and
+test_report.py: small files in the documented format with known numbers, so every figure and table
+can be checked against the numbers that went in.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lstm_vg import gradients, results
+from lstm_vg.errors import UserError
+
+STEPS = (0, 10, 20, 30)  # logged steps of every synthetic run
+LENGTHS = (8, 12, 16)  # the T sweep
+SEEDS = (0, 1, 2)
+BASELINE = 1 / 6
+
+
+def profile(cell: str, length: int, seed: int, log: int) -> np.ndarray:
+    """A known (T,) float32 ‖∂L/∂h_t‖ profile: the RNN decays fast and, from log 2 on, its first
+    length // 4 entries are exactly 0 (underflow); the LSTM stays nearly flat."""
+    t = np.arange(length)
+    rate = {"rnn": 0.3 + 0.1 * log, "lstm": 0.02}[cell]  # decades per step
+    norms = (1 + 0.1 * seed) * 10.0 ** (-rate * (length - 1 - t))
+    if cell == "rnn" and log >= 2:
+        norms[: length // 4] = 0.0
+    return norms.astype(np.float32)
+
+
+def metric_rows(cell: str, seed: int, task: str) -> list[dict]:
+    """Known metrics: the RNN stays near the baseline; the LSTM's eval MSE falls by a factor
+    (0.3 − 0.05·seed) per log, so it is solved (≤ 0.01) at step 30, 30 and 20 for seeds 0, 1, 2."""
+    rows = []
+    for k, step in enumerate(STEPS):
+        eval_loss = BASELINE + 0.01 * seed if cell == "rnn" else BASELINE * (0.3 - 0.05 * seed) ** k
+        accuracy = 0.1 if cell == "rnn" else min(1.0, 0.34 * k + 0.01 * seed)
+        rows.append({"step": step, "train_loss": 1.1 * eval_loss, "eval_loss": eval_loss,
+                     "eval_accuracy": accuracy, "grad_norm": 0.5, "wall_seconds": 1.0 + step})
+    return rows
+
+
+def solved_step(task: str, rows: list[dict]):
+    hits = [r["step"] for r in rows if (r["eval_loss"] <= 0.01 if task == "adding" else r["eval_accuracy"] >= 0.99)]
+    return hits[0] if hits else None
+
+
+def write_run(experiment: Path, cell: str, length: int, seed: int, *, task: str = "adding",
+              sweep=("model.cell", "task.length"), summary: bool = True, norms: bool = True) -> Path:
+    """One run folder in the documented format; returns it."""
+    point = {"model.cell": cell, "task.length": length}
+    point = {key: point[key] for key in sweep}
+    name = ",".join([f"{k.split('.')[-1]}={v}" for k, v in point.items()] + [f"seed={seed}"])
+    folder = experiment / name
+    folder.mkdir(parents=True)
+    config = {"name": experiment.name, "task": {"name": task, "length": length, "threshold": None},
+              "model": {"cell": cell, "hidden": 4}, "train": {"steps": STEPS[-1], "batch": 8},
+              "log": {"every": 10}, "seeds": [seed]}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    rows = metric_rows(cell, seed, task)
+    with open(folder / "metrics.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    h = np.stack([profile(cell, length, seed, k) for k in range(len(STEPS))])
+    if norms:
+        arrays = {"steps": np.array(STEPS, np.int64), "h_norms": h}
+        if cell == "lstm":
+            arrays["c_norms"] = 2 * h
+        np.savez(folder / "gradients.npz", **arrays)
+    if summary:
+        baseline = BASELINE if task == "adding" else 10 * np.log(8) / (length + 20)
+        fields = {
+            "status": "done", "experiment": experiment.name, "run": name, "cell": cell, "task": task,
+            "length": length, "seed": seed, **{f"sweep.{k}": v for k, v in point.items()},
+            "steps": STEPS[-1], "baseline_loss": baseline, "final_train_loss": rows[-1]["train_loss"],
+            "final_eval_loss": rows[-1]["eval_loss"], "final_eval_accuracy": rows[-1]["eval_accuracy"],
+            "solved": solved_step(task, rows) is not None, "steps_to_solve": solved_step(task, rows),
+            "grad_ratio_init": gradients.grad_ratio(h[0]), "grad_ratio_final": gradients.grad_ratio(h[-1]),
+            "decay_rate_init": gradients.decay_rate(h[0]), "decay_rate_final": gradients.decay_rate(h[-1]),
+            "diverged_at_step": None, "steps_per_second": 100.0 + seed, "wall_seconds": 0.3,
+        }
+        (folder / "summary.json").write_text(json.dumps(fields, indent=2))
+    return folder
+
+
+def write_sweep(root: Path, name: str = "sweep") -> Path:
+    """An experiment folder: cells rnn and lstm × T in LENGTHS × SEEDS."""
+    for cell in ("rnn", "lstm"):
+        for length in LENGTHS:
+            for seed in SEEDS:
+                write_run(root / name, cell, length, seed)
+    return root / name
+
+
+def write_single(root: Path, name: str = "single", seeds=(0, 1)) -> Path:
+    """An experiment that sweeps the cell only, at T = 10."""
+    for cell in ("rnn", "lstm"):
+        for seed in seeds:
+            write_run(root / name, cell, 10, seed, sweep=("model.cell",))
+    return root / name
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    write_sweep(tmp_path / "results")
+    write_single(tmp_path / "results")
+    return tmp_path / "results"
+
+
+def run_names(experiments) -> list[str]:
+    return [str(r.folder) for e in experiments for r in e.runs]
+
+
+def test_finds_the_same_runs_from_a_run_an_experiment_or_a_tree(tree):
+    everything, warnings = results.load(tree)
+    assert warnings == []
+    assert [e.name for e in everything] == ["single", "sweep"]
+    assert len(run_names(everything)) == 2 * 2 + 2 * len(LENGTHS) * len(SEEDS)
+    experiment, _ = results.load(tree / "sweep")
+    assert run_names(experiment) == run_names(everything[1:])
+    one, _ = results.load(tree / "sweep" / "cell=lstm,length=12,seed=1")
+    assert [r.name for r in one[0].runs] == ["cell=lstm,length=12,seed=1"]
+
+
+def test_plots_and_hidden_folders_are_not_runs(tree):
+    (tree / "single" / "plots").mkdir()
+    (tree / "single" / "plots" / "a.png").write_bytes(b"")
+    (tree / ".cache" / "x").mkdir(parents=True)
+    (tree / ".cache" / "x" / "summary.json").write_text("{}")
+    assert len(results.find_run_folders(tree)) == 4 + 2 * len(LENGTHS) * len(SEEDS)
+
+
+def test_runs_are_grouped_by_setting_and_cell_with_the_rnn_first(tree):
+    sweep = results.load(tree / "sweep")[0][0]
+    assert sweep.swept_keys == ("model.cell", "task.length")
+    settings = sweep.settings()
+    assert list(settings) == [(("task.length", T),) for T in LENGTHS]
+    runs = settings[(("task.length", 12),)]
+    assert [(r.cell, r.seed) for r in runs] == [("rnn", s) for s in SEEDS] + [("lstm", s) for s in SEEDS]
+
+
+def test_a_run_loads_the_stored_numbers(tree):
+    run = results.load_run(tree / "sweep" / "cell=rnn,length=16,seed=2")
+    assert (run.cell, run.task, run.length, run.seed, run.status) == ("rnn", "adding", 16, 2, "done")
+    np.testing.assert_array_equal(run.metrics["step"], STEPS)
+    np.testing.assert_allclose(run.metrics["eval_loss"], [r["eval_loss"] for r in metric_rows("rnn", 2, "adding")])
+    np.testing.assert_array_equal(run.norms["h_norms"][-1], profile("rnn", 16, 2, 3))
+    assert "c_norms" not in run.norms
+    assert run.baseline_loss == pytest.approx(BASELINE)
+    assert run.solved_criterion() == ("eval_loss", "≤", 0.01)  # threshold null → the task's default
+
+
+def test_a_running_run_is_read_from_its_config_and_missing_files_are_none(tmp_path):
+    folder = write_run(tmp_path / "live", "lstm", 10, 4, summary=False, norms=False)
+    run = results.load_run(folder)
+    assert (run.status, run.cell, run.task, run.length, run.seed) == ("running", "lstm", "adding", 10, 4)
+    assert run.summary is None and run.norms is None and run.metrics["step"].size == len(STEPS)
+    assert run.baseline_loss == pytest.approx(BASELINE)  # from the task, as there is no summary
+
+
+def test_swept_keys_come_from_the_configs_when_no_run_has_finished(tmp_path):
+    for cell in ("rnn", "lstm"):
+        for length in (5, 9):
+            write_run(tmp_path / "live", cell, length, 0, summary=False)
+    experiment = results.load(tmp_path / "live")[0][0]
+    assert experiment.swept_keys == ("model.cell", "task.length")
+    assert list(experiment.settings()) == [(("task.length", 5),), (("task.length", 9),)]
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda f: (f / "summary.json").write_text('{"status": "done",'), "summary.json: not valid JSON"),
+    (lambda f: (f / "summary.json").write_text('[1, 2]'), "summary.json: expected a JSON object"),
+    (lambda f: (f / "gradients.npz").write_bytes((f / "gradients.npz").read_bytes()[:150]),
+     "gradients.npz: unreadable, truncated or not an .npz archive"),
+    (lambda f: (f / "metrics.csv").write_text("step,train_loss\n0,1\n"), "metrics.csv: missing column 'eval_loss'"),
+    (lambda f: (f / "metrics.csv").write_text((f / "metrics.csv").read_text().replace("0.5", "oops", 1)),
+     "metrics.csv: column 'grad_norm' holds a value that is not a number"),
+    (lambda f: (f / "config.yaml").write_text("task: [unclosed"), "config.yaml: not valid YAML"),
+])
+def test_an_unreadable_run_is_skipped_with_a_warning_naming_the_file(tree, damage, expected):
+    bad = tree / "single" / "cell=lstm,seed=1"
+    damage(bad)
+    experiments, warnings = results.load(tree)
+    assert len(warnings) == 1 and expected in warnings[0] and str(bad) in warnings[0]
+    assert "\n" not in warnings[0]
+    assert str(bad) not in run_names(experiments)
+    with pytest.raises(UserError, match=expected):
+        results.load(bad)  # alone, nothing is readable: an error, not a warning
+
+
+def test_a_folder_without_runs_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no runs found"):
+        results.load(tmp_path)
+    with pytest.raises(UserError, match="no such file or folder"):
+        results.load(tmp_path / "missing")
+
+
+def test_nothing_readable_is_one_user_error_naming_the_first_file(tmp_path):
+    for seed in (0, 1):
+        (write_run(tmp_path / "e", "rnn", 5, seed) / "summary.json").write_text("garbage")
+    with pytest.raises(UserError) as error:
+        results.load(tmp_path)
+    message = str(error.value)
+    assert "cell=rnn,length=5,seed=0/summary.json: not valid JSON" in message
+    assert "and 1 more unreadable runs" in message and "\n" not in message
