@@ -5,13 +5,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv clean
+.PHONY: run test figures venv clean
 
 run: $(STAMP)
 	$(BIN)/lstm-vg run configs/adding.yaml --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The README's figures: plot what `make run` wrote (training it first if it is missing).
+figures: $(STAMP)
+	test -f results/adding/cell=lstm,seed=0/summary.json || $(MAKE) run
+	$(BIN)/lstm-vg plot results/adding --out docs/images
 
 venv: $(STAMP)
 
