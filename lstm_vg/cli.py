@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
-from lstm_vg import __version__, config, runner
+from lstm_vg import __version__, config, experiments, runner
 from lstm_vg.errors import UserError
 
 app = typer.Typer(
@@ -150,15 +150,57 @@ def plot(
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A run, an experiment folder or a results tree."),
     format_: TableFormat = typer.Option(TableFormat.markdown, "--format", help="Table format."),
+    check: bool = typer.Option(False, "--check", help="Also check the claims of PATH/experiment.yaml "
+                               "(written by `reproduce`); exit 1 if one fails."),
 ) -> None:
     """One row per experiment, cell and swept values: losses, solved fraction, gradient decay."""
     from lstm_vg import report as reports
 
     with user_errors():
         text, warnings = reports.report_path(path, format_.value)
+        verdicts = experiments.check(path, experiments.saved_claims(path))[0] if check else []
     for warning in warnings:
         say(errors, f"warning: {warning}")
     typer.echo(text, nl=not text.endswith("\n"))
+    if check:
+        claims_verdict(verdicts)
+
+
+def claims_table(verdicts) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title="claims")
+    for column in ("claim", "measured", "verdict"):
+        table.add_column(column, overflow="fold")
+    for v in verdicts:
+        left = "—" if v.left is None else f"{v.left:.4g}"
+        right = "—" if v.right is None else f"{v.right:.4g}"
+        measured = v.problem or f"{left} {v.claim.operator} {right}"
+        table.add_row(v.claim.text, measured, "[green]holds[/]" if v.holds else "[red]FAILS[/]")
+    return table
+
+
+def claims_verdict(verdicts) -> None:
+    """Print the claims table; exit 1 when a claim fails."""
+    console.print(claims_table(verdicts))
+    failed = sum(not v.holds for v in verdicts)
+    console.print(f"{len(verdicts) - failed} of {len(verdicts)} claims hold")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reproduce(
+    experiment_file: Path = typer.Argument(..., metavar="EXPERIMENT", help="e.g. experiments/ci.yaml."),
+    out: Path = typer.Option(Path("results"), help="Results root; runs go to OUT/<name>/<config>/<run>/."),
+) -> None:
+    """Run what EXPERIMENT needs that is not yet run (finished runs are reused), then check its
+    claims: a table of claim, measured value and verdict; exit 1 if a claim fails."""
+    with user_errors():
+        experiment = experiments.load(experiment_file)
+        folder, verdicts, warnings = experiments.reproduce(experiment, out, RichProgress(console))
+    for warning in warnings:
+        say(errors, f"warning: {warning}")
+    say(console, f"results: {folder}")
+    claims_verdict(verdicts)
 
 
 @app.command()

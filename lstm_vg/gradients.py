@@ -83,3 +83,10 @@ def decay_rate(norms: np.ndarray) -> float | None:
     if keep.sum() < 2:
         return None
     return float(np.polyfit(t[keep], np.log10(norms[keep]), 1)[0])
+
+
+def steps_in_past(norms: np.ndarray, floor: float = 1e-20) -> int:
+    """How many steps still receive an error signal: #t with ‖∂L/∂h_t‖² ≥ floor (Pascanu,
+    Mikolov & Bengio 2013's diagnostic, floor 1e-20)."""
+    norms = np.asarray(norms, np.float64)
+    return int(np.sum(np.isfinite(norms) & (norms**2 >= floor)))

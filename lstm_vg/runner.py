@@ -158,11 +158,14 @@ def train_batch(group: list[Run], folder: Path, progress: Progress) -> list[dict
 
 
 def run_experiment(c: Config, out: Path, overwrite: bool = False, progress: Progress | None = None,
-                   ) -> tuple[Path, list[dict]]:
-    """Train every run of the config into <out>/<name>/; returns the folder and the summaries."""
-    folder = runs.prepare_experiment(Path(out), c.name, overwrite)
+                   reuse: bool = False) -> tuple[Path, list[dict]]:
+    """Train every run of the config into <out>/<name>/; returns the folder and the summaries of
+    the runs trained now. With `reuse`, runs already finished there with the same config are
+    kept and not trained again."""
+    folder = runs.prepare_experiment(Path(out), c.name, overwrite, reuse)
+    todo = [r for r in config.expand(c) if not (reuse and runs.is_finished(folder / r.name, r))]
     summaries = []
-    for group in batches(config.expand(c)):
+    for group in batches(todo):
         with jax.enable_x64(group[0].config.train.dtype == "float64"):
             summaries += train_batch(group, folder, progress or Quiet())
     return folder, summaries

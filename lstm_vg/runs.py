@@ -83,12 +83,13 @@ def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
     return flat
 
 
-def prepare_experiment(out: Path, name: str, overwrite: bool) -> Path:
-    """<out>/<name>, created; an existing non-empty folder is replaced only with `overwrite`."""
+def prepare_experiment(out: Path, name: str, overwrite: bool, reuse: bool = False) -> Path:
+    """<out>/<name>, created; an existing non-empty folder is replaced only with `overwrite`,
+    or kept as it is with `reuse` (its finished runs are reused, see `is_finished`)."""
     folder = out / name
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: exists and is not a folder")
-    if folder.exists() and any(folder.iterdir()):
+    if folder.exists() and any(folder.iterdir()) and not reuse:
         if not overwrite:
             raise UserError(
                 f"{folder}: already holds results; pass --overwrite to replace them "
@@ -100,6 +101,17 @@ def prepare_experiment(out: Path, name: str, overwrite: bool) -> Path:
     except OSError as error:
         raise UserError(f"{folder}: cannot create the results folder: {error.strerror}") from None
     return folder
+
+
+def is_finished(folder: Path, run: Run) -> bool:
+    """Whether `folder` holds this run, trained to the end with exactly this config."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return (isinstance(summary, dict) and summary.get("status") in ("done", "diverged")
+            and config == run.config.to_dict())
 
 
 def now() -> str:
@@ -147,12 +159,15 @@ def summarize(task, run: Run, rows: list[dict], norms: dict[str, list], status: 
         "final_train_loss": last["train_loss"],
         "final_eval_loss": last["eval_loss"],
         "final_eval_accuracy": last["eval_accuracy"],
+        "best_eval_loss": min((r["eval_loss"] for r in rows), key=lambda v: (math.isnan(v), v)),
         "solved": bool(solved_steps),
         "steps_to_solve": solved_steps[0] if solved_steps else None,
         "grad_ratio_init": gradients.grad_ratio(h_norms[0]),
         "grad_ratio_final": gradients.grad_ratio(h_norms[-1]),
         "decay_rate_init": gradients.decay_rate(h_norms[0]),
         "decay_rate_final": gradients.decay_rate(h_norms[-1]),
+        "steps_in_past_init": gradients.steps_in_past(h_norms[0]),
+        "steps_in_past_final": gradients.steps_in_past(h_norms[-1]),
         "diverged_at_step": diverged_at_step,
         "steps_per_second": steps / wall_seconds if wall_seconds > 0 else None,
         "wall_seconds": wall_seconds,
@@ -164,7 +179,9 @@ class RunFolder:
 
     def __init__(self, folder: Path, run: Run):
         self.folder, self.run = folder, run
-        folder.mkdir(parents=True, exist_ok=False)
+        if folder.exists():  # an unfinished or outdated run being redone
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
         config_text = yaml.safe_dump(run.config.to_dict(), sort_keys=False)
         atomic_write(folder / "config.yaml", config_text.encode())
 

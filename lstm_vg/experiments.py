@@ -1,0 +1,134 @@
+"""Experiments: the configs that reproduce a published comparison, and the claims that check it.
+
+```yaml
+name: ci                                  # results go to <out>/ci/<config name>/<run>/
+description: RNN vs LSTM on the adding problem, sized for CI
+configs:                                  # each a config (same keys as configs/*.yaml) …
+  - base: ../configs/adding.yaml          # … optionally on top of a config file (path relative
+    name: adding_T100                     #     to this file), deep-merged
+    seeds: 3
+claims:                                   # one line each; see lstm_vg/claims.py
+  - fraction(solved | cell=lstm) >= 1
+```
+
+`reproduce` trains what is not yet trained (runs finished with the same config are reused),
+copies the experiment file to <out>/<name>/experiment.yaml, and checks every claim on the
+finished runs found there; `lstm-vg report <out>/<name> --check` checks them again later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstm_vg import claims, config, results, runner, runs
+from lstm_vg.config import Config
+from lstm_vg.errors import UserError
+
+TOP_LEVEL = ("name", "description", "configs", "claims")
+CLAIMS_FILE = "experiment.yaml"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    source: Path
+    configs: tuple[Config, ...]
+    claims: tuple[claims.Claim, ...]
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        both_maps = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both_maps else value
+    return merged
+
+
+def load_config_entry(entry, path: Path, index: int) -> Config:
+    where = f"{path}: configs[{index}]"
+    if not isinstance(entry, dict):
+        raise UserError(f"{where}: expected a config mapping, got {type(entry).__name__}")
+    entry = dict(entry)
+    base = entry.pop("base", None)
+    default_name = f"config{index}"
+    if base is not None:
+        base_path = path.parent / str(base)
+        raw = config.read_yaml(base_path)
+        if not isinstance(raw, dict):
+            raise UserError(f"{base_path}: expected a config mapping")
+        entry = deep_merge(raw, entry)
+        default_name = entry.get("name", base_path.stem)
+    return config.from_mapping(entry, where, default_name=default_name)
+
+
+def parse_claims(raw, path: Path) -> tuple[claims.Claim, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise UserError(f"{path}: claims: expected a list of one-line claims")
+    return tuple(claims.parse(text, f"{path}: claims[{i}]") for i, text in enumerate(raw))
+
+
+def read_mapping(path: Path) -> dict:
+    raw = config.read_yaml(path)
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL)}")
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise UserError(f"{path}: {key}: unknown key; {config.suggestion(str(key), TOP_LEVEL)}")
+    return raw
+
+
+def load(path: str | Path) -> Experiment:
+    """Read and validate an experiment file: its configs and its claims."""
+    path = Path(path)
+    raw = read_mapping(path)
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise UserError(f"{path}: name: expected a folder name (no '/'), got {name!r}")
+    entries = raw.get("configs")
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"{path}: configs: expected a non-empty list of configs")
+    configs = tuple(load_config_entry(entry, path, i) for i, entry in enumerate(entries))
+    names = [c.name for c in configs]
+    for i, c in enumerate(configs):
+        if names.count(c.name) > 1:
+            raise UserError(f"{path}: configs[{i}]: name {c.name!r} is used twice; give each a name")
+    return Experiment(name, path, configs, parse_claims(raw.get("claims"), path))
+
+
+def finished_runs(folder: Path) -> tuple[list[tuple[dict, dict]], list[str]]:
+    """[(summary, config)] of the runs below `folder` that ended (done or diverged); warnings."""
+    experiments, warnings = results.load(folder)
+    ended = [(r.summary, r.config) for e in experiments for r in e.runs
+             if r.status in ("done", "diverged")]
+    return ended, warnings
+
+
+def check(folder: Path, claims_to_check) -> tuple[list[claims.Verdict], list[str]]:
+    """Every claim checked on the runs below `folder`; warnings about unreadable runs."""
+    ended, warnings = finished_runs(folder)
+    return [claims.check(claim, ended) for claim in claims_to_check], warnings
+
+
+def saved_claims(folder: Path) -> tuple[claims.Claim, ...]:
+    """The claims of the experiment file `reproduce` saved in `folder`."""
+    path = Path(folder) / CLAIMS_FILE
+    if not path.exists():
+        raise UserError(f"{path}: no such file; --check needs the folder `lstm-vg reproduce` wrote")
+    return parse_claims(read_mapping(path).get("claims"), path)
+
+
+def reproduce(experiment: Experiment, out: Path, progress=None) -> tuple[Path, list, list[str]]:
+    """Train what is missing, then check the claims: (folder, verdicts, warnings)."""
+    folder = Path(out) / experiment.name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{folder}: cannot create the results folder: {error.strerror}") from None
+    runs.atomic_write(folder / CLAIMS_FILE, experiment.source.read_bytes())
+    for c in experiment.configs:
+        runner.run_experiment(c, folder, progress=progress, reuse=True)
+    verdicts, warnings = check(folder, experiment.claims)
+    return folder, verdicts, warnings
