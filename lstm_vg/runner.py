@@ -81,6 +81,56 @@ def batch_label(group: list[Run]) -> str:
     return f"{c.model.cell} · {c.task.name} T={c.task.length} · {len(group)} run(s)"
 
 
+class RunLog:
+    """One run's logged rows and gradient profiles, rewritten to its folder at every log."""
+
+    def __init__(self, run: Run, folder: Path, meta: dict):
+        self.run, self.meta = run, meta
+        self.writer = runs.RunFolder(folder / run.name, run)
+        self.writer.write_meta(meta)
+        self.rows: list[dict] = []
+        self.norms: dict[str, list[np.ndarray]] = {}
+        self.diverged_at: int | None = None
+
+    def append(self, row: dict, profiles: dict[str, np.ndarray]) -> None:
+        if self.diverged_at is None and not np.isfinite([row["train_loss"], row["eval_loss"]]).all():
+            self.diverged_at = row["step"]
+        self.rows.append(row)
+        for name, profile in profiles.items():
+            self.norms.setdefault(name, []).append(profile)
+        self.writer.write_logs(self.rows, self.norms)
+
+    def finish(self, task, status: str, params: dict | None, wall_seconds: float) -> dict:
+        status = "diverged" if self.diverged_at is not None else status
+        if params is not None:
+            self.writer.write_params(params)
+        summary = runs.summarize(task, self.run, self.rows, self.norms, status, self.diverged_at,
+                                 wall_seconds)
+        self.writer.write_summary(summary)
+        self.writer.write_meta(self.meta | {"finished": runs.now()})
+        return summary
+
+
+def logged_rows(step: int, logged: dict, window: list[dict], wall_seconds: float, carry_names):
+    """Per run (row, {"h_norms": (T',), …}) from a batched `evaluate` result and the chunk
+    metrics since the previous log (their means; the probe batch's at step 0)."""
+    if window:
+        train_loss = np.mean([w["loss"] for w in window], axis=(0, 2))
+        grad_norm = np.mean([w["grad_norm"] for w in window], axis=(0, 2))
+    else:
+        train_loss, grad_norm = logged["probe_loss"], logged["probe_grad_norm"]
+    for r in range(len(train_loss)):
+        row = {
+            "step": step,
+            "train_loss": float(train_loss[r]),
+            "eval_loss": float(logged["eval_loss"][r]),
+            "eval_accuracy": float(logged["eval_accuracy"][r]),
+            "grad_norm": float(grad_norm[r]),
+            "wall_seconds": wall_seconds,
+        }
+        yield row, {f"{n}_norms": np.asarray(logged[f"{n}_norms"][r]) for n in carry_names}
+
+
 def train_batch(group: list[Run], folder: Path, progress: Progress) -> list[dict]:
     """Train one batch of runs to the end (or an interrupt); returns their summaries."""
     first = group[0].config
@@ -88,56 +138,26 @@ def train_batch(group: list[Run], folder: Path, progress: Progress) -> list[dict
     states = train.stack([trainer.init_state(r.seed, r.config.train.lr, **cell_options(r.config))
                           for r in group])
     chunk, evaluate = train.compile_batched(trainer)
-    device_kind = jax.devices()[0].device_kind
-    started, clock = runs.now(), time.perf_counter()
-    writers = [runs.RunFolder(folder / r.name, r) for r in group]
-    for run, writer in zip(group, writers):
-        writer.write_meta(runs.meta(run, len(group), device_kind, started))
-    rows: list[list[dict]] = [[] for _ in group]
-    norms: list[dict[str, list]] = [{} for _ in group]
-    diverged_at: list[int | None] = [None] * len(group)
+    device_kind, started, clock = jax.devices()[0].device_kind, runs.now(), time.perf_counter()
+    logs = [RunLog(r, folder, runs.meta(r, len(group), device_kind, started)) for r in group]
     window: list[dict] = []
 
     def log(step: int) -> None:
         logged = jax.device_get(evaluate(states))
-        if window:
-            train_loss = np.mean([w["loss"] for w in window], axis=(0, 2))
-            grad_norm = np.mean([w["grad_norm"] for w in window], axis=(0, 2))
-        else:
-            train_loss, grad_norm = logged["probe_loss"], logged["probe_grad_norm"]
+        rows = logged_rows(step, logged, window, time.perf_counter() - clock, trainer.cell.carry_names)
+        for run_log, (row, profiles) in zip(logs, rows):
+            run_log.append(row, profiles)
         window.clear()
-        for r, writer in enumerate(writers):
-            row = {
-                "step": step,
-                "train_loss": float(train_loss[r]),
-                "eval_loss": float(logged["eval_loss"][r]),
-                "eval_accuracy": float(logged["eval_accuracy"][r]),
-                "grad_norm": float(grad_norm[r]),
-                "wall_seconds": time.perf_counter() - clock,
-            }
-            if diverged_at[r] is None and not np.isfinite([row["train_loss"], row["eval_loss"]]).all():
-                diverged_at[r] = step
-            rows[r].append(row)
-            for key in trainer.cell.carry_names:
-                norms[r].setdefault(f"{key}_norms", []).append(np.asarray(logged[f"{key}_norms"][r]))
-            writer.write_logs(rows[r], norms[r])
 
-    def finish(status_if_alive: str) -> list[dict]:
+    def finish(status: str) -> list[dict]:
         wall = time.perf_counter() - clock
         try:
             params = jax.device_get(states.params)
         except RuntimeError:  # interrupted while a chunk owned (had been donated) the state
             params = None
-        summaries = []
-        for r, (run, writer) in enumerate(zip(group, writers)):
-            status = "diverged" if diverged_at[r] is not None else status_if_alive
-            if params is not None:
-                writer.write_params(jax.tree.map(lambda a: a[r], params))
-            summary = runs.summarize(trainer.task, run, rows[r], norms[r], status, diverged_at[r], wall)
-            writer.write_summary(summary)
-            writer.write_meta(runs.meta(run, len(group), device_kind, started, runs.now()))
-            summaries.append(summary)
-        return summaries
+        return [run_log.finish(trainer.task, status,
+                               None if params is None else jax.tree.map(lambda a: a[r], params), wall)
+                for r, run_log in enumerate(logs)]
 
     progress.start(batch_label(group), first.train.steps, len(group))
     try:

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +167,23 @@ def test_help_documents_every_command():
     run_help = invoke("run", "--help").output
     for option in ("--set", "--seeds", "--steps", "--out", "--overwrite"):
         assert option in run_help
+
+
+def test_ctrl_c_keeps_what_was_logged_and_marks_runs_interrupted(tmp_path):
+    long_run = tmp_path / "long.yaml"
+    long_run.write_text(TINY.read_text().replace("steps: 20", "steps: 1000000").replace("name: tiny", "name: long"))
+    process = subprocess.Popen([sys.executable, "-m", "lstm_vg", "run", str(long_run), "--out", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "long" / "cell=rnn,seed=0" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    for run in ("cell=rnn,seed=0", "cell=rnn,seed=1"):
+        summary = json.loads((tmp_path / "long" / run / "summary.json").read_text())
+        rows = read_rows(tmp_path / "long" / run)
+        assert summary["status"] == "interrupted" and len(rows) >= 2
+        assert summary["steps"] == int(rows[-1]["step"])
