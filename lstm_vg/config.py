@@ -2,7 +2,7 @@
 
 ```yaml
 name: adding                       # results go to <out>/<name>/<run>/ (default: the file's stem)
-task: {name: adding, length: 100}  # threshold: solved criterion, default per task
+task: {name: adding, length: 100}  # threshold: solved criterion, default per task; variant
 model: {cell: lstm, hidden: 128, forget_bias: 1.0, recurrent_init: orthogonal, scale: 1.0,
         forget_gate: true, chrono: null}
 train: {steps: 2000, batch: 64, optimizer: adam, lr: 1.0e-3, clip: 1.0, chunk: 100, unroll: 1}
@@ -42,6 +42,7 @@ class TaskConfig:
     name: str = option("adding", str, choices=tuple(tasks.TASKS))
     length: int = option(100, int, low=2)
     threshold: float | None = option(None, float, optional=True)
+    variant: str = option("standard", str, choices=tasks.VARIANT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,16 @@ def check_schedule(config: Config, where: str) -> None:
         )
 
 
+def check_task(task: TaskConfig, where: str) -> None:
+    """The task's own rules (a variant may need a longer T, or may not exist for that task)."""
+    try:
+        tasks.make(task.name, task.length, task.threshold, task.variant)
+    except KeyError as error:
+        raise UserError(f"{where}: task.variant: {error.args[0]}") from None
+    except ValueError as error:
+        raise UserError(f"{where}: task.length: {error}") from None
+
+
 def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
     """Validate a parsed YAML mapping; `source` names the file in error messages."""
     if not isinstance(raw, dict):
@@ -254,7 +265,9 @@ def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
         sweep=parse_sweep(raw.get("sweep"), source),
     )
     for run in expand(config):
-        check_schedule(run.config, f"{source}" + (f" (run {run.name})" if config.sweep else ""))
+        where = f"{source}" + (f" (run {run.name})" if config.sweep else "")
+        check_schedule(run.config, where)
+        check_task(run.config.task, where)
     return config
 
 

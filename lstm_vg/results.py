@@ -100,17 +100,23 @@ class RunResult:
         """The input-blind predictor's loss: summary.json's, else the task's formula."""
         if self.summary is not None:
             return self.summary.get("baseline_loss")
-        return tasks.make(self.task, self.length).baseline_loss if self.task in tasks.TASKS else None
+        task = self.task_instance()
+        return None if task is None else task.baseline_loss
 
     def solved_criterion(self) -> tuple[str, str, float] | None:
         """(metric column, "≤"/"≥", threshold) of this run's task; None for an unknown task."""
-        if self.task not in tasks.TASKS:
+        task = self.task_instance()
+        if task is None:
             return None
-        task = tasks.get(self.task)
-        threshold = self.value("task.threshold")
-        if threshold is None:
-            threshold = task.threshold  # the task's default
-        return task.solved_metric, task.solved_relation, float(threshold)
+        return task.solved_metric, task.solved_relation, float(task.threshold)
+
+    def task_instance(self):
+        """The run's task (with its variant and threshold); None when it cannot be made."""
+        try:
+            return tasks.make(self.task, self.length, self.value("task.threshold"),
+                              self.value("task.variant") or "standard")
+        except (KeyError, ValueError, TypeError):
+            return None
 
 
 @dataclass(frozen=True)

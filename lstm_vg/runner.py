@@ -56,7 +56,7 @@ def batches(all_runs: list[Run]) -> list[list[Run]]:
 def make_trainer(c: Config) -> train.Trainer:
     return train.Trainer(
         cell=cells.get(c.model.cell, forget_gate=c.model.forget_gate),
-        task=tasks.make(c.task.name, c.task.length, c.task.threshold),
+        task=tasks.make(c.task.name, c.task.length, c.task.threshold, c.task.variant),
         hidden=c.model.hidden,
         batch=c.train.batch,
         chunk_steps=c.chunk_steps,

@@ -8,7 +8,7 @@ adding (length T)
     in [⌊T/2⌋, T). The target, read from the last step, is the sum of the two marked values.
     Loss: squared error. Baseline: always predict 1 (the mean of the sum), MSE = 2·(1/12) = 1/6.
     Accuracy: fraction with |error| < 0.04 (Hochreiter & Schmidhuber 1997's criterion).
-    Solved: eval MSE ≤ threshold (default 0.01).
+    Solved: eval MSE ≤ threshold (default 0.01). Variant `hochreiter1997`: see `Adding1997`.
 
 copy (delay T)
     Alphabet: 8 data symbols 0..7, blank 8, delimiter 9 (one-hot inputs, 10 wide). Input: 10
@@ -29,8 +29,19 @@ import jax
 import jax.numpy as jnp
 
 
+class SolvedBy:
+    """The solved criterion: the eval metric `solved_metric` compared with `threshold`."""
+
+    solved_metric: ClassVar[str]  # "eval_loss" or "eval_accuracy"
+    solved_relation: ClassVar[str]  # "≤" or "≥"
+
+    def solved(self, eval_loss: float, eval_accuracy: float) -> bool:
+        value = eval_loss if self.solved_metric == "eval_loss" else eval_accuracy
+        return value <= self.threshold if self.solved_relation == "≤" else value >= self.threshold
+
+
 @dataclass(frozen=True)
-class Adding:
+class Adding(SolvedBy):
     length: int
     threshold: float = 0.01
 
@@ -74,12 +85,9 @@ class Adding:
         """Fraction of sequences with |error| < 0.04."""
         return jnp.mean(jnp.abs(outputs - targets)[:, 0] < self.tolerance)
 
-    def solved(self, eval_loss: float, eval_accuracy: float) -> bool:
-        return eval_loss <= self.threshold
-
 
 @dataclass(frozen=True)
-class Copy:
+class Copy(SolvedBy):
     length: int
     threshold: float = 0.99
 
@@ -127,23 +135,100 @@ class Copy:
         tail = slice(-self.remember, None)
         return jnp.mean(jnp.argmax(outputs[tail], axis=-1) == targets[tail])
 
-    def solved(self, eval_loss: float, eval_accuracy: float) -> bool:
-        return eval_accuracy >= self.threshold
+
+@dataclass(frozen=True)
+class Adding1997(SolvedBy):
+    """The adding problem as Hochreiter & Schmidhuber (1997, Experiment 4) posed it.
+
+    Sequence length L ~ U{T, …, T + ⌊T/10⌋} per sequence (padded with zeros to T' = T + ⌊T/10⌋);
+    values U[−1, 1]; X1 is one of the first 10 pairs, X2 one of the first T/2 − 1 pairs still
+    unmarked (positions 0 … ⌊T/2⌋−1 but X1's); the first and the last pair are marked −1 unless
+    marked 1, and a marked first pair's value is set to 0. Target at step L: 0.5 + (X1 + X2)/4.
+    Loss: squared error at step L. A sequence is correct when |error| < 0.04; solved: eval
+    accuracy ≥ threshold (default 0.99). Baseline: always 0.5, MSE = Var(X1 + X2)/16.
+    """
+
+    length: int
+    threshold: float = 0.99
+
+    name: ClassVar[str] = "adding"
+    variant: ClassVar[str] = "hochreiter1997"
+    input_size: ClassVar[int] = 2
+    output_size: ClassVar[int] = 1
+    reads_every_step: ClassVar[bool] = True  # outputs at every step; the loss picks step L
+    tolerance: ClassVar[float] = 0.04
+    first_among: ClassVar[int] = 10
+    solved_metric: ClassVar[str] = "eval_accuracy"
+    solved_relation: ClassVar[str] = "≥"
+
+    def __post_init__(self):
+        if self.length < 2 * self.first_among + 2:  # X1's ten positions lie before T/2 − 1
+            raise ValueError(f"adding (hochreiter1997): length must be ≥ 22, got {self.length}")
+
+    @property
+    def sequence_length(self) -> int:
+        return self.length + self.length // 10
+
+    @property
+    def baseline_loss(self) -> float:
+        # Var(X) = 1/3 for X ~ U[−1, 1], 0 when the marked pair is the first (its value is 0).
+        p_first_x1 = 1 / self.first_among
+        p_first_x2 = (1 - p_first_x1) / (self.length // 2 - 1)
+        return (2 - p_first_x1 - p_first_x2) / 3 / 16
+
+    def sample(self, key: jax.Array, batch: int, dtype=jnp.float32) -> tuple[jax.Array, dict]:
+        """xs: (T', B, 2) [value, marker], targets {"target": (B, 1), "last": (B,) = L − 1}."""
+        key_values, key_lengths, key_first, key_second = jax.random.split(key, 4)
+        T, padded = self.length, self.sequence_length
+        lengths = jax.random.randint(key_lengths, (batch,), T, padded + 1)
+        first = jax.random.randint(key_first, (batch,), 0, self.first_among)
+        second = jax.random.randint(key_second, (batch,), 0, T // 2 - 1)
+        second = second + (second >= first)  # the first T/2 − 1 positions other than X1's
+        steps = jnp.arange(padded)[:, None]
+        marked = (steps == first) | (steps == second)
+        ends = (steps == 0) | (steps == lengths - 1)
+        inside = steps < lengths
+        markers = jnp.where(marked, 1.0, jnp.where(ends, -1.0, 0.0)) * inside
+        values = jax.random.uniform(key_values, (padded, batch), dtype, -1.0, 1.0)
+        values = jnp.where((steps == 0) & marked, 0.0, values) * inside
+        targets = 0.5 + jnp.sum(values * marked, axis=0)[:, None] / 4
+        xs = jnp.stack([values, markers.astype(dtype)], axis=-1)
+        return xs, {"target": targets.astype(dtype), "last": lengths - 1}
+
+    def final_outputs(self, outputs: jax.Array, targets: dict) -> jax.Array:
+        """outputs (T', B, 1) → (B, 1) at each sequence's last step."""
+        return outputs[targets["last"], jnp.arange(outputs.shape[1])]
+
+    def losses(self, outputs: jax.Array, targets: dict) -> jax.Array:
+        """Squared error at each sequence's last step: (B,)."""
+        return jnp.sum((self.final_outputs(outputs, targets) - targets["target"]) ** 2, axis=-1)
+
+    def accuracy(self, outputs: jax.Array, targets: dict) -> jax.Array:
+        """Fraction of sequences with |error| < 0.04 (H&S's "processed correctly")."""
+        error = self.final_outputs(outputs, targets) - targets["target"]
+        return jnp.mean(jnp.abs(error)[:, 0] < self.tolerance)
 
 
-Task = Adding | Copy
+Task = Adding | Copy | Adding1997
 TASKS: dict[str, type] = {task.name: task for task in (Adding, Copy)}
+VARIANTS: dict[tuple[str, str], type] = {("adding", "hochreiter1997"): Adding1997}
+VARIANT_NAMES = ("standard", *sorted({variant for _, variant in VARIANTS}))
 
 
-def get(name: str) -> type:
-    """The task class registered under `name` (`adding`, `copy`)."""
-    try:
+def get(name: str, variant: str = "standard") -> type:
+    """The task class registered under `name` (`adding`, `copy`) and `variant`."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
+    if variant == "standard":
         return TASKS[name]
+    try:
+        return VARIANTS[name, variant]
     except KeyError:
-        raise KeyError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}") from None
+        allowed = ["standard"] + [v for (n, v) in VARIANTS if n == name]
+        raise KeyError(f"task {name!r} has no variant {variant!r}; allowed: {', '.join(allowed)}") from None
 
 
-def make(name: str, length: int, threshold: float | None = None) -> Task:
+def make(name: str, length: int, threshold: float | None = None, variant: str = "standard") -> Task:
     """A task instance; `threshold=None` keeps the task's default solved criterion."""
-    cls = get(name)
+    cls = get(name, variant)
     return cls(length) if threshold is None else cls(length, threshold)

@@ -183,3 +183,13 @@ def test_lstm_options_are_validated(tmp_path, text, expected):
 def test_lstm_options_load(tmp_path):
     c = config.load(write(tmp_path, "model: {forget_gate: false, chrono: 200}\n"))
     assert (c.model.forget_gate, c.model.chrono) == (False, 200)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("task: {length: 20, variant: hochreiter1997}\n", "task.length: adding (hochreiter1997): length must be ≥ 22"),
+     ("task: {name: copy, variant: hochreiter1997}\n", "task.variant: task 'copy' has no variant"),
+     ("task: {variant: hs}\n", "allowed: standard, hochreiter1997")],
+)
+def test_task_variants_are_validated(tmp_path, text, expected):
+    assert expected in load_error(tmp_path, text)

@@ -11,7 +11,7 @@ from lstm_vg import cells, gradients, model, tasks
 
 BATCH, HIDDEN = 3, 5
 CELLS = ["rnn", "lstm"]
-TASKS = [tasks.Adding(12), tasks.Copy(2)]  # 12 and 22 timesteps
+TASKS = [tasks.Adding(12), tasks.Copy(2), tasks.make("adding", 22, variant="hochreiter1997")]  # 12, 22, 24 steps
 
 
 @functools.cache
@@ -76,7 +76,7 @@ def python_loop_mean_loss(cell, task, params, xs, targets):
     return jnp.mean(python_loop_losses(cell, task, params, xs, targets, zero_deltas(cell, xs)))
 
 
-@pytest.mark.parametrize("task", TASKS, ids=lambda task: task.name)
+@pytest.mark.parametrize("task", TASKS, ids=lambda task: f"{task.name}-{getattr(task, 'variant', 'standard')}")
 @pytest.mark.parametrize("name", CELLS)
 def test_per_timestep_norms_match_unrolled_python_loop(name, task):
     cell = cells.get(name)
@@ -90,7 +90,7 @@ def test_per_timestep_norms_match_unrolled_python_loop(name, task):
         np.testing.assert_allclose(norms[key], reference, rtol=1e-5, atol=1e-14, err_msg=key)
 
 
-@pytest.mark.parametrize("task", TASKS, ids=lambda task: task.name)
+@pytest.mark.parametrize("task", TASKS, ids=lambda task: f"{task.name}-{getattr(task, 'variant', 'standard')}")
 @pytest.mark.parametrize("name", CELLS)
 def test_loss_and_parameter_gradients_are_those_of_batch_mean_loss(name, task):
     cell = cells.get(name)

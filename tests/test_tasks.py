@@ -193,3 +193,59 @@ def test_solved_agrees_with_the_declared_metric_and_relation(task):
         logged = {"eval_loss": 0.5, "eval_accuracy": 0.5, task.solved_metric: value}
         expected = value <= task.threshold if task.solved_relation == "≤" else value >= task.threshold
         assert task.solved(logged["eval_loss"], logged["eval_accuracy"]) == expected
+
+
+HS97 = tasks.make("adding", 40, variant="hochreiter1997")
+
+
+def test_hochreiter1997_adding_follows_the_papers_rules():
+    xs, targets = HS97.sample(jax.random.key(3), 4000)
+    values, markers = np.asarray(xs[..., 0]), np.asarray(xs[..., 1])
+    last = np.asarray(targets["last"])
+    T = HS97.length
+    assert xs.shape == (T + T // 10, 4000, 2) and last.min() >= T - 1 and last.max() <= T + T // 10 - 1
+    assert set(np.unique(last + 1)) == set(range(T, T + T // 10 + 1))  # every length occurs
+    for b in range(4000):
+        ones = np.flatnonzero(markers[:, b] == 1)
+        assert len(ones) == 2 and ones[0] < 10 and ones[1] < T // 2
+        assert markers[last[b], b] == -1 and np.all(xs[last[b] + 1 :, b] == 0)
+        assert markers[0, b] == (1 if ones[0] == 0 else -1)
+        assert np.all(markers[1 : last[b], b][~np.isin(np.arange(1, last[b]), ones)] == 0)
+        assert np.all(np.abs(values[: last[b] + 1, b]) <= 1)
+        if ones[0] == 0:
+            assert values[0, b] == 0  # a marked first pair contributes 0
+        expected = 0.5 + values[ones, b].sum() / 4
+        assert float(targets["target"][b, 0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_hochreiter1997_second_marker_is_uniform_over_the_first_half_but_x1():
+    xs, _ = HS97.sample(jax.random.key(4), 20000)
+    markers = np.asarray(xs[..., 1])
+    seconds = np.array([np.flatnonzero(markers[:, b] == 1) for b in range(20000)])
+    # X1 and X2 together cover positions 0 … T/2 − 1 (20 of them)
+    assert seconds.max() == HS97.length // 2 - 1 and seconds.min() == 0
+
+
+def test_hochreiter1997_baseline_is_the_variance_of_the_target():
+    _, targets = HS97.sample(jax.random.key(5), 200_000)
+    y = np.asarray(targets["target"], np.float64)[:, 0]
+    standard_error = y.var() * np.sqrt(2 / y.size) * 2  # generous: kurtosis of a sum of uniforms
+    assert abs(np.mean((y - 0.5) ** 2) - HS97.baseline_loss) < 3 * standard_error
+
+
+def test_hochreiter1997_loss_and_accuracy_read_each_sequences_last_step():
+    xs, targets = HS97.sample(jax.random.key(6), 8)
+    T_padded = xs.shape[0]
+    outputs = np.full((T_padded, 8, 1), 99.0, np.float32)  # wrong everywhere …
+    last = np.asarray(targets["last"])
+    error = np.linspace(-0.06, 0.06, 8, dtype=np.float32)
+    outputs[last, np.arange(8), 0] = np.asarray(targets["target"])[:, 0] + error  # … but at step L
+    np.testing.assert_allclose(HS97.losses(jnp.asarray(outputs), targets), error**2, rtol=1e-5)
+    assert float(HS97.accuracy(jnp.asarray(outputs), targets)) == np.mean(np.abs(error) < 0.04)
+
+
+def test_hochreiter1997_needs_length_22_and_exists_only_for_adding():
+    with pytest.raises(ValueError, match="≥ 22"):
+        tasks.make("adding", 21, variant="hochreiter1997")
+    with pytest.raises(KeyError, match="allowed: standard"):
+        tasks.make("copy", 50, variant="hochreiter1997")
