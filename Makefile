@@ -1,11 +1,12 @@
 # Quick start: `make run` (train the default comparison) and `make test` (the whole suite).
 # Both create .venv when it is missing and install the package into it.
 PYTHON ?= python3
+SHELL  := /bin/bash
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test figures venv clean
+.PHONY: run test figures reproduce venv clean
 
 run: $(STAMP)
 	$(BIN)/lstm-vg run configs/adding.yaml --overwrite
@@ -17,6 +18,19 @@ test: $(STAMP)
 figures: $(STAMP)
 	test -f results/adding/cell=lstm,seed=0/summary.json || $(MAKE) run
 	$(BIN)/lstm-vg plot results/adding --out docs/images
+
+# The full experiments behind docs/reproductions.md (hours on a CPU; finished runs are reused):
+# results/reproduced/<experiment>/ gets the runs, report.md, the figures and the claims' verdicts.
+EXPERIMENTS ?= $(wildcard experiments/*.yaml)
+reproduce: $(STAMP)
+	@for file in $(EXPERIMENTS); do \
+	  name=$$(basename $$file .yaml); folder=results/reproduced/$$name; \
+	  $(BIN)/lstm-vg reproduce $$file --out results/reproduced | tee /tmp/lstm-vg-claims.txt; \
+	  status=$${PIPESTATUS[0]}; [ $$status -le 1 ] || exit $$status; \
+	  cp /tmp/lstm-vg-claims.txt $$folder/claims.txt; \
+	  $(BIN)/lstm-vg report $$folder > $$folder/report.md || exit 1; \
+	  $(BIN)/lstm-vg plot $$folder || exit 1; \
+	done
 
 venv: $(STAMP)
 

@@ -5,7 +5,8 @@ name: ci                                  # results go to <out>/ci/<config name>
 description: RNN vs LSTM on the adding problem, sized for CI
 configs:                                  # each a config (same keys as configs/*.yaml) …
   - base: ../configs/adding.yaml          # … optionally on top of a config file (path relative
-    name: adding_T100                     #     to this file), deep-merged
+    name: adding_T100                     #     to this file), deep-merged (a `sweep` given here
+                                          #     replaces the base's)
     seeds: 3
 claims:                                   # one line each; see lstm_vg/claims.py
   - fraction(solved | cell=lstm) >= 1
@@ -57,7 +58,8 @@ def load_config_entry(entry, path: Path, index: int) -> Config:
         raw = config.read_yaml(base_path)
         if not isinstance(raw, dict):
             raise UserError(f"{base_path}: expected a config mapping")
-        entry = deep_merge(raw, entry)
+        # sections merge key by key, but a sweep given here replaces the base's sweep whole
+        entry = deep_merge({k: v for k, v in raw.items() if not (k == "sweep" and k in entry)}, entry)
         default_name = entry.get("name", base_path.stem)
     return config.from_mapping(entry, where, default_name=default_name)
 

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from lstm_vg import __version__, gradients
-from lstm_vg.config import Run
+from lstm_vg.config import Run, from_mapping
 from lstm_vg.errors import UserError
 
 METRIC_FIELDS = ("step", "train_loss", "eval_loss", "eval_accuracy", "grad_norm", "wall_seconds")
@@ -104,14 +104,15 @@ def prepare_experiment(out: Path, name: str, overwrite: bool, reuse: bool = Fals
 
 
 def is_finished(folder: Path, run: Run) -> bool:
-    """Whether `folder` holds this run, trained to the end with exactly this config."""
+    """Whether `folder` holds this run, trained to the end with the same config (read through
+    the schema, so a key added to lstm-vg since, at its default, still counts as the same)."""
     try:
         summary = json.loads((folder / "summary.json").read_text())
-        config = yaml.safe_load((folder / "config.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+        saved = from_mapping(yaml.safe_load((folder / "config.yaml").read_text()), str(folder))
+    except (OSError, ValueError, yaml.YAMLError, UserError):
         return False
     return (isinstance(summary, dict) and summary.get("status") in ("done", "diverged")
-            and config == run.config.to_dict())
+            and saved == run.config)
 
 
 def now() -> str:

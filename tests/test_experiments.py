@@ -107,3 +107,24 @@ def test_shipped_experiments_load():
     for path in (Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"):
         experiment = experiments.load(path)
         assert experiment.configs and experiment.claims
+
+
+def test_a_sweep_in_an_entry_replaces_the_base_sweep(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(f"name: x\nconfigs:\n  - base: {TINY}\n    model: {{cell: lstm}}\n"
+                    f"    sweep: {{model.forget_bias: [0.0, 1.0]}}\nclaims: []\n")
+    (c,) = experiments.load(path).configs
+    assert c.sweep == (("model.forget_bias", (0.0, 1.0)),) and c.model.cell == "lstm"
+    assert c.model.hidden == 8  # the rest of the base is kept
+
+
+def test_runs_saved_before_a_new_config_key_existed_are_still_reused(tmp_path):
+    out = tmp_path / "out"
+    assert invoke("reproduce", experiment_file(tmp_path), "--out", out).exit_code == 0
+    for saved in (out / "tinyexp").glob("*/*/config.yaml"):  # as an older lstm-vg wrote it
+        text = saved.read_text()
+        saved.write_text(text.replace("  variant: standard\n", ""))
+        assert saved.read_text() != text
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "tinyexp").glob("*/*/summary.json")}
+    assert invoke("reproduce", experiment_file(tmp_path), "--out", out).exit_code == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "tinyexp").glob("*/*/summary.json")} == stamps
