@@ -197,8 +197,7 @@ def parse_seeds(raw, source: str) -> tuple[int, ...]:
             raise UserError(f"{where}: must be ≥ 1 (a count) or a list of seeds, got {raw}")
         return tuple(range(raw))
     if isinstance(raw, list) and raw:
-        rules = dict(kind=int, choices=None, low=0, low_open=False, high=None, high_open=False,
-                     optional=False)
+        rules = option(0, int, low=0).metadata
         seeds = tuple(check_value(rules, s, f"{where}[{i}]") for i, s in enumerate(raw))
         if len(set(seeds)) != len(seeds):
             raise UserError(f"{where}: seeds must be distinct, got {list(seeds)}")
