@@ -102,6 +102,7 @@ class RunLog:
 
     def finish(self, task, status: str, params: dict | None, wall_seconds: float) -> dict:
         status = "diverged" if self.diverged_at is not None else status
+        self.writer.write_logs(self.rows, self.norms)  # again: an interrupt may have cut the last
         if params is not None:
             self.writer.write_params(params)
         summary = runs.summarize(task, self.run, self.rows, self.norms, status, self.diverged_at,

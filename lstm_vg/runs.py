@@ -13,6 +13,7 @@ Layout (the public contract is docs/results-format.md)::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -42,8 +43,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException:  # Ctrl-C included: leave no temporary file behind
+        with contextlib.suppress(FileNotFoundError):  # already renamed when the signal came
+            os.unlink(tmp)
         raise
 
 
