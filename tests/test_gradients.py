@@ -14,6 +14,12 @@ CELLS = ["rnn", "lstm"]
 TASKS = [tasks.Adding(12), tasks.Copy(2), tasks.make("adding", 22, variant="hochreiter1997")]  # 12, 22, 24 steps
 
 
+def every_cell_and_task(test):
+    """Parametrize `test` over (name, task) for every cell and task variant."""
+    ids = lambda task: f"{task.name}-{getattr(task, 'variant', 'standard')}"  # noqa: E731
+    return pytest.mark.parametrize("name", CELLS)(pytest.mark.parametrize("task", TASKS, ids=ids)(test))
+
+
 @functools.cache
 def float64_problem(name: str, task):
     """Float64 params from `model.init` with every entry (biases included) moved off its init,
@@ -76,8 +82,7 @@ def python_loop_mean_loss(cell, task, params, xs, targets):
     return jnp.mean(python_loop_losses(cell, task, params, xs, targets, zero_deltas(cell, xs)))
 
 
-@pytest.mark.parametrize("task", TASKS, ids=lambda task: f"{task.name}-{getattr(task, 'variant', 'standard')}")
-@pytest.mark.parametrize("name", CELLS)
+@every_cell_and_task
 def test_per_timestep_norms_match_unrolled_python_loop(name, task):
     cell = cells.get(name)
     with jax.enable_x64(True):
@@ -90,8 +95,7 @@ def test_per_timestep_norms_match_unrolled_python_loop(name, task):
         np.testing.assert_allclose(norms[key], reference, rtol=1e-5, atol=1e-14, err_msg=key)
 
 
-@pytest.mark.parametrize("task", TASKS, ids=lambda task: f"{task.name}-{getattr(task, 'variant', 'standard')}")
-@pytest.mark.parametrize("name", CELLS)
+@every_cell_and_task
 def test_loss_and_parameter_gradients_are_those_of_batch_mean_loss(name, task):
     cell = cells.get(name)
     with jax.enable_x64(True):
