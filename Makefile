@@ -6,13 +6,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test figures reproduce venv clean
+.PHONY: run test bench figures reproduce venv clean
 
 run: $(STAMP)
 	$(BIN)/lstm-vg run configs/adding.yaml --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Training speed against PyTorch (installed from the `bench` extra) on the reference workloads;
+# docs/performance.md keeps the latest table. Minutes; run it on an otherwise idle machine.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	cd benchmarks && ../$(BIN)/python bench.py --json ../results/bench.json
 
 # The README's figures: plot what `make run` wrote (training it first if it is missing).
 figures: $(STAMP)

@@ -71,9 +71,30 @@ def perturb(x: jax.Array, delta: Carry | None, name: str) -> jax.Array:
     return x if delta is None else x + delta[name]
 
 
+def matmul_transposed(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a @ bᵀ without materialising bᵀ (the backward pass's (B, G·H) @ (G·H, H))."""
+    return jax.lax.dot_general(a, b, (((1,), (1,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
+
+
+def rnn_forward(w_h: jax.Array, carry: Carry, z_x: jax.Array, delta: Carry | None = None):
+    """h_t = tanh(z_x + h_{t-1} @ w_h), z_x = x_t @ w_x + b precomputed: (B, H).
+
+    Returns (carry_t, what `rnn_backward` needs besides the carries: tanh's output, when a
+    perturbation makes it differ from h_t)."""
+    y = jnp.tanh(z_x + matmul(carry["h"], w_h))
+    return {"h": perturb(y, delta, "h")}, ({} if delta is None else {"y": y})
+
+
+def rnn_backward(w_h: jax.Array, saved: dict, previous: Carry, d_carry: Carry):
+    """One reverse step. d_carry = {"h": ∂L/∂h_t} in full → (∂L/∂carry_{t-1} through this step,
+    ∂L/∂z_t, the state gradients {"h": ∂L/∂h_t})."""
+    y = saved.get("y", saved["h"])
+    d_z = d_carry["h"] * (1 - y * y)
+    return {"h": matmul_transposed(d_z, w_h)}, d_z, d_carry
+
+
 def rnn_recur(params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None) -> Carry:
-    """h_t = tanh(z_x + h_{t-1} @ w_h), z_x = x_t @ w_x + b precomputed: (B, H)."""
-    return {"h": perturb(jnp.tanh(z_x + matmul(carry["h"], params["w_h"])), delta, "h")}
+    return rnn_forward(params["w_h"], carry, z_x, delta)[0]
 
 
 def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -87,24 +108,60 @@ def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
     return scale, shift
 
 
-def lstm_recur(
-    params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None, forget_gate: bool = True
-) -> Carry:
-    """One LSTM step from z_x = x_t @ w_x + b: (B, 4H) → carry {"h", "c"} of (B, H).
+def lstm_forward(
+    w_h: jax.Array, carry: Carry, z_x: jax.Array, delta: Carry | None = None, forget_gate: bool = True
+):
+    """One LSTM step from z_x = x_t @ w_x + b: (B, 4H) → (carry {"h", "c"} of (B, H), the gate
+    activations {"a": (B, 4H)} that `lstm_backward` needs).
 
     Without the forget gate (Hochreiter & Schmidhuber's 1997 form) f ≡ 1: c_t = c_{t-1} + i·g;
     the f block of the weights is kept (the layout stays the same) but unused. δ_c is added to
     c_t before h_t = o·tanh(c_t) reads it, so ∂L/∂δ_c counts both paths out of c_t.
     """
     h, c = carry["h"], carry["c"]
-    z = z_x + matmul(h, params["w_h"])
+    z = z_x + matmul(h, w_h)
     scale, shift = lstm_gate_constants(h.shape[-1], z.dtype)
-    i, f, g, o = jnp.split(scale * jnp.tanh(scale * z) + shift, 4, axis=-1)
+    a = scale * jnp.tanh(scale * z) + shift
+    i, f, g, o = jnp.split(a, 4, axis=-1)
     c = perturb((f * c if forget_gate else c) + i * g, delta, "c")
-    return {"h": perturb(o * jnp.tanh(c), delta, "h"), "c": c}
+    return {"h": perturb(o * jnp.tanh(c), delta, "h"), "c": c}, {"a": a}
 
 
-lstm_recur_without_forget_gate = partial(lstm_recur, forget_gate=False)
+def lstm_backward(
+    w_h: jax.Array, saved: dict, previous: Carry, d_carry: Carry, forget_gate: bool = True
+):
+    """One reverse step, from the gate activations and c_t saved by `lstm_forward`.
+
+    d_carry = {"h": ∂L/∂h_t in full, "c": ∂L/∂c_t through c_{t+1} only} → (∂L/∂carry_{t-1}
+    through this step, ∂L/∂z_t: (B, 4H), the state gradients {"h", "c"} with ∂L/∂c_t in full).
+    The four gate derivatives are one pass over (B, 4H): act'(z) = s² − (act(z) − u)².
+    """
+    a, c = saved["a"], saved["c"]
+    i, f, g, o = jnp.split(a, 4, axis=-1)
+    tanh_c = jnp.tanh(c)
+    d_h = d_carry["h"]
+    d_c = d_carry["c"] + d_h * o * (1 - tanh_c * tanh_c)
+    d_f = d_c * previous["c"] if forget_gate else jnp.zeros_like(d_c)
+    d_a = jnp.concatenate([d_c * g, d_f, d_c * i, d_h * tanh_c], axis=-1)
+    scale, shift = lstm_gate_constants(c.shape[-1], a.dtype)
+    d_z = d_a * (scale * scale - (a - shift) ** 2)
+    d_previous = {"h": matmul_transposed(d_z, w_h), "c": d_c * f if forget_gate else d_c}
+    return d_previous, d_z, {"h": d_h, "c": d_c}
+
+
+def lstm_recur(
+    params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None, forget_gate: bool = True
+) -> Carry:
+    return lstm_forward(params["w_h"], carry, z_x, delta, forget_gate)[0]
+
+
+def without_forget_gate(cell: "Cell") -> "Cell":
+    return dataclasses.replace(
+        cell,
+        recur=partial(lstm_recur, forget_gate=False),
+        forward=partial(lstm_forward, forget_gate=False),
+        backward=partial(lstm_backward, forget_gate=False),
+    )
 
 
 def no_bias(key, hidden_size: int, dtype, **options) -> jax.Array:
@@ -130,6 +187,8 @@ class Cell:
     gates: int  # G: number of H-blocks in the pre-activation (1 for the RNN, 4 for the LSTM)
     carry_names: tuple[str, ...]
     recur: Callable[..., Carry]  # (params, carry, z_x, delta=None) → carry
+    forward: Callable  # (w_h, carry, z_x, delta=None) → (carry, saved extras); see model.states
+    backward: Callable  # (w_h, saved_t, carry_{t-1}, d_carry) → (d_carry_{t-1}, d_z_t, d_states_t)
     bias: Callable[..., jax.Array]  # (key, H, dtype, **bias options) → (G·H,)
 
     def init(
@@ -171,8 +230,12 @@ class Cell:
         return carry, carry["h"]
 
 
-RNN = Cell(name="rnn", gates=1, carry_names=("h",), recur=rnn_recur, bias=no_bias)
-LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), recur=lstm_recur, bias=lstm_bias)
+RNN = Cell(name="rnn", gates=1, carry_names=("h",), recur=rnn_recur, forward=rnn_forward,
+           backward=rnn_backward, bias=no_bias)
+LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), recur=lstm_recur, forward=lstm_forward,
+            backward=lstm_backward, bias=lstm_bias)
+
+LSTM_WITHOUT_FORGET_GATE = without_forget_gate(LSTM)
 
 CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNN, LSTM)}
 
@@ -185,5 +248,5 @@ def get(name: str, forget_gate: bool = True) -> Cell:
     except KeyError:
         raise KeyError(f"unknown cell {name!r}; allowed: {', '.join(CELLS)}") from None
     if cell is LSTM and not forget_gate:
-        return dataclasses.replace(cell, recur=lstm_recur_without_forget_gate)
+        return LSTM_WITHOUT_FORGET_GATE
     return cell

@@ -92,6 +92,29 @@ def summary_table(summaries: list[dict]) -> Table:
     return table
 
 
+DEVICES = typer.Option(None, "--devices", min=1, metavar="N",
+                       help="Split each batch's runs over the first N devices [default: all].")
+HOST_DEVICES = typer.Option(None, "--host-devices", min=1, metavar="N",
+                            help="CPU only: make the CPU N devices (e.g. one per core) first.")
+
+
+def choose_devices(count: int | None, host_devices: int | None) -> list:
+    """The devices to split runs over: the first `count` of JAX's (after splitting the CPU
+    into `host_devices` devices, which must happen before JAX first computes anything)."""
+    import jax
+
+    if host_devices is not None:
+        try:
+            jax.config.update("jax_num_cpu_devices", host_devices)
+        except RuntimeError as error:  # JAX's backends are already running (an in-process call)
+            raise UserError(f"--host-devices: too late to split the CPU: {error}") from None
+    available = jax.devices()
+    if count is not None and count > len(available):
+        raise UserError(f"--devices {count}: only {len(available)} device(s) available "
+                        f"({', '.join(map(str, available))}); on a CPU add --host-devices {count}")
+    return available[:count]
+
+
 @app.command()
 def run(
     config_file: Path = typer.Argument(..., metavar="CONFIG", help="Experiment YAML, e.g. configs/adding.yaml."),
@@ -101,11 +124,15 @@ def run(
     steps: Optional[int] = typer.Option(None, min=1, help="Override train.steps."),
     out: Path = typer.Option(Path("results"), help="Results root; runs go to OUT/<name>/<run>/."),
     overwrite: bool = typer.Option(False, help="Replace an existing OUT/<name>/ folder."),
+    devices: Optional[int] = DEVICES,
+    host_devices: Optional[int] = HOST_DEVICES,
 ) -> None:
     """Train every run of CONFIG (sweep grid × seeds) and write its results folder."""
     with user_errors():
         experiment = config.load(config_file, set_, seeds, steps)
-        folder, summaries = runner.run_experiment(experiment, out, overwrite, RichProgress(console))
+        chosen = choose_devices(devices, host_devices)
+        folder, summaries = runner.run_experiment(experiment, out, overwrite, RichProgress(console),
+                                                  devices=chosen)
     console.print(summary_table(summaries))
     console.print(f"results: {folder}")
 
@@ -191,12 +218,16 @@ def claims_verdict(verdicts) -> None:
 def reproduce(
     experiment_file: Path = typer.Argument(..., metavar="EXPERIMENT", help="e.g. experiments/ci.yaml."),
     out: Path = typer.Option(Path("results"), help="Results root; runs go to OUT/<name>/<config>/<run>/."),
+    devices: Optional[int] = DEVICES,
+    host_devices: Optional[int] = HOST_DEVICES,
 ) -> None:
     """Run what EXPERIMENT needs that is not yet run (finished runs are reused), then check its
     claims: a table of claim, measured value and verdict; exit 1 if a claim fails."""
     with user_errors():
         experiment = experiments.load(experiment_file)
-        folder, verdicts, warnings = experiments.reproduce(experiment, out, RichProgress(console))
+        chosen = choose_devices(devices, host_devices)
+        folder, verdicts, warnings = experiments.reproduce(experiment, out, RichProgress(console),
+                                                           chosen)
     for warning in warnings:
         say(errors, f"warning: {warning}")
     say(console, f"results: {folder}")

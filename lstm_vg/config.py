@@ -66,6 +66,7 @@ class TrainConfig:
     clip: float = option(1.0, float, low=0)
     chunk: int | None = option(None, int, low=1, optional=True)  # default: log.every
     unroll: int = option(1, int, low=1)
+    remat: int = option(0, int, low=0)  # > 0: keep every remat-th state, recompute the rest
     dtype: str = option("float32", str, choices=("float32", "float64"))
 
 

@@ -122,7 +122,8 @@ def saved_claims(folder: Path) -> tuple[claims.Claim, ...]:
     return parse_claims(read_mapping(path).get("claims"), path)
 
 
-def reproduce(experiment: Experiment, out: Path, progress=None) -> tuple[Path, list, list[str]]:
+def reproduce(experiment: Experiment, out: Path, progress=None, devices: list | None = None
+              ) -> tuple[Path, list, list[str]]:
     """Train what is missing, then check the claims: (folder, verdicts, warnings)."""
     folder = Path(out) / experiment.name
     try:
@@ -131,6 +132,6 @@ def reproduce(experiment: Experiment, out: Path, progress=None) -> tuple[Path, l
         raise UserError(f"{folder}: cannot create the results folder: {error.strerror}") from None
     runs.atomic_write(folder / CLAIMS_FILE, experiment.source.read_bytes())
     for c in experiment.configs:
-        runner.run_experiment(c, folder, progress=progress, reuse=True)
+        runner.run_experiment(c, folder, progress=progress, reuse=True, devices=devices)
     verdicts, warnings = check(folder, experiment.claims)
     return folder, verdicts, warnings

@@ -42,7 +42,8 @@ def vector_norm(x: jax.Array, axis: int = -1) -> jax.Array:
 
 
 def loss_grads_and_norms(
-    cell: Cell, task, params: dict, xs: jax.Array, targets: jax.Array, scan_unroll: int = 1
+    cell: Cell, task, params: dict, xs: jax.Array, targets: jax.Array, scan_unroll: int = 1,
+    remat: int = 0,
 ) -> tuple[jax.Array, dict, dict[str, jax.Array]]:
     """(batch-mean loss, its parameter gradients, {"h_norms": (T',), ["c_norms": (T',)]})."""
     T, B, _ = xs.shape
@@ -50,7 +51,7 @@ def loss_grads_and_norms(
     deltas = model.zero_perturbations(cell, T, B, hidden, xs.dtype)
 
     def summed_loss(params, deltas):
-        outputs = model.apply(cell, task, params, xs, deltas, scan_unroll)
+        outputs = model.apply(cell, task, params, xs, deltas, scan_unroll, remat)
         return jnp.sum(task.losses(outputs, targets))
 
     # Differentiating the *sum* of per-example losses makes ∂/∂δ_t^{(b)} each example's own

@@ -66,6 +66,7 @@ def make_trainer(c: Config) -> train.Trainer:
         clip=c.train.clip,
         momentum=c.train.momentum,
         scan_unroll=c.train.unroll,
+        remat=c.train.remat,
         dtype=c.train.dtype,
     )
 
@@ -132,15 +133,30 @@ def logged_rows(step: int, logged: dict, window: list[dict], wall_seconds: float
         yield row, {f"{n}_norms": np.asarray(logged[f"{n}_norms"][r]) for n in carry_names}
 
 
-def train_batch(group: list[Run], folder: Path, progress: Progress) -> list[dict]:
-    """Train one batch of runs to the end (or an interrupt); returns their summaries."""
+def place_runs(states: train.TrainState, devices: list | None):
+    """(states, sharding): the runs split over up to len(devices) devices (padded to a multiple
+    of their number), or left where they are when one device would do."""
+    count = min(len(devices or ()), states.step.shape[0])
+    if count <= 1:
+        return states, None
+    sharding = train.runs_sharding(devices[:count])
+    return jax.device_put(train.pad_runs(states, count), sharding), sharding
+
+
+def train_batch(group: list[Run], folder: Path, progress: Progress, devices: list | None = None
+                ) -> list[dict]:
+    """Train one batch of runs to the end (or an interrupt) on `devices` (default: JAX's first
+    device); returns their summaries."""
     first = group[0].config
     trainer = make_trainer(first)
     states = train.stack([trainer.init_state(r.seed, r.config.train.lr, **cell_options(r.config))
                           for r in group])
-    chunk, evaluate = train.compile_batched(trainer)
+    states, sharding = place_runs(states, devices)
+    chunk, evaluate = train.compile_batched(trainer, sharding)
     device_kind, started, clock = jax.devices()[0].device_kind, runs.now(), time.perf_counter()
-    logs = [RunLog(r, folder, runs.meta(r, len(group), device_kind, started)) for r in group]
+    used = 1 if sharding is None else len(sharding.mesh.devices)
+    logs = [RunLog(r, folder, runs.meta(r, len(group), device_kind, started, devices=used))
+            for r in group]
     window: list[dict] = []
 
     def log(step: int) -> None:
@@ -179,14 +195,14 @@ def train_batch(group: list[Run], folder: Path, progress: Progress) -> list[dict
 
 
 def run_experiment(c: Config, out: Path, overwrite: bool = False, progress: Progress | None = None,
-                   reuse: bool = False) -> tuple[Path, list[dict]]:
+                   reuse: bool = False, devices: list | None = None) -> tuple[Path, list[dict]]:
     """Train every run of the config into <out>/<name>/; returns the folder and the summaries of
     the runs trained now. With `reuse`, runs already finished there with the same config are
-    kept and not trained again."""
+    kept and not trained again. Each batch's runs are split over `devices` (see `place_runs`)."""
     folder = runs.prepare_experiment(Path(out), c.name, overwrite, reuse)
     todo = [r for r in config.expand(c) if not (reuse and runs.is_finished(folder / r.name, r))]
     summaries = []
     for group in batches(todo):
         with jax.enable_x64(group[0].config.train.dtype == "float64"):
-            summaries += train_batch(group, folder, progress or Quiet())
+            summaries += train_batch(group, folder, progress or Quiet(), devices)
     return folder, summaries

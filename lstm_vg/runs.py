@@ -121,7 +121,8 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def meta(run: Run, runs_in_batch: int, device_kind: str, started: str, finished=None) -> dict:
+def meta(run: Run, runs_in_batch: int, device_kind: str, started: str, finished=None,
+         devices: int = 1) -> dict:
     import jax
     import jaxlib
     import optax
@@ -136,6 +137,7 @@ def meta(run: Run, runs_in_batch: int, device_kind: str, started: str, finished=
         "platform": jax.default_backend(),
         "seed": run.seed,
         "runs_in_batch": runs_in_batch,
+        "devices": devices,
         "started": started,
         "finished": finished,
     }

@@ -7,6 +7,9 @@ Trainer are stacked along a leading runs axis and advance together::
     chunk    = jit(vmap(trainer.chunk))      # K training steps in one compiled call
     evaluate = jit(vmap(trainer.evaluate))   # eval loss/accuracy + per-timestep gradient norms
 
+(`compile_batched`; on CPU `lax.map` takes vmap's place, and the runs axis can be split over
+several devices.)
+
 Randomness comes only from each run's root key: batch k is sampled from
 fold_in(fold_in(key, DATA), k), so a run resumed at step k sees the same data it would have seen;
 the eval and probe batches are fixed per run. The learning rate lives in the optimizer state
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lstm_vg import gradients, model
 from lstm_vg.cells import Cell
@@ -65,6 +70,7 @@ class Trainer:
     clip: float = 1.0
     momentum: float = 0.9
     scan_unroll: int = 1
+    remat: int = 0  # time-block length of the backward pass's recomputation (0: none)
     dtype: str = "float32"
 
     def tx(self, learning_rate: float = 1e-3):
@@ -81,7 +87,7 @@ class Trainer:
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
 
     def mean_loss(self, params: dict, xs: jax.Array, targets: jax.Array) -> jax.Array:
-        outputs = model.apply(self.cell, self.task, params, xs, scan_unroll=self.scan_unroll)
+        outputs = model.apply(self.cell, self.task, params, xs, None, self.scan_unroll, self.remat)
         return jnp.mean(self.task.losses(outputs, targets))
 
     def step(self, state: TrainState) -> tuple[TrainState, dict]:
@@ -105,12 +111,12 @@ class Trainer:
         xs, targets = self.task.sample(
             jax.random.fold_in(state.key, EVAL), self.eval_batch, self.dtype
         )
-        outputs = model.apply(self.cell, self.task, state.params, xs, scan_unroll=self.scan_unroll)
+        outputs = model.apply(self.cell, self.task, state.params, xs, None, self.scan_unroll, self.remat)
         xs_probe, targets_probe = self.task.sample(
             jax.random.fold_in(state.key, PROBE), self.probe_batch, self.dtype
         )
         loss, grads, norms = gradients.loss_grads_and_norms(
-            self.cell, self.task, state.params, xs_probe, targets_probe, self.scan_unroll
+            self.cell, self.task, state.params, xs_probe, targets_probe, self.scan_unroll, self.remat
         )
         return {
             "eval_loss": jnp.mean(self.task.losses(outputs, targets)),
@@ -126,8 +132,43 @@ def stack(states: list[TrainState]) -> TrainState:
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
 
-def compile_batched(trainer: Trainer):
-    """(chunk, evaluate) over a leading runs axis, each jit-compiled once for this Trainer."""
-    chunk = jax.jit(jax.vmap(trainer.chunk), donate_argnums=0)
-    evaluate = jax.jit(jax.vmap(trainer.evaluate))
-    return chunk, evaluate
+def pad_runs(states: TrainState, multiple: int) -> TrainState:
+    """Repeat the last run until the number of runs is a multiple of `multiple` (the padding
+    runs train like the one they copy; their results are dropped)."""
+    runs = states.step.shape[0]
+    missing = -runs % multiple
+    return jax.tree.map(lambda a: jnp.concatenate([a] + [a[-1:]] * missing), states) if missing else states
+
+
+def runs_sharding(devices: Sequence[jax.Device]) -> NamedSharding:
+    """The leading runs axis split evenly over `devices` (a 1-D mesh); everything else whole."""
+    return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+
+
+def fenced(fn):
+    """fn with optimisation barriers around it: XLA inlines a `lax.map` of one run, and without
+    them would fuse the run's ops with their surroundings differently (other rounding) than
+    inside a loop of several runs."""
+    barrier = jax.lax.optimization_barrier
+    return lambda *args: barrier(fn(*barrier(args)))
+
+
+def compile_batched(trainer: Trainer, sharding: NamedSharding | None = None,
+                    vectorize: bool | None = None):
+    """(chunk, evaluate) over a leading runs axis, each jit-compiled once for this Trainer.
+
+    The runs on one device are vmapped (`vectorize`, the default on GPU/TPU, where batching is
+    what fills the device) or run one after another with `lax.map` (the default on CPU, where
+    it is faster and each run's numbers do not depend on how many runs share the device). With
+    a `runs_sharding` every device trains its share of the runs (place the states there first).
+    """
+    vectorize = jax.default_backend() != "cpu" if vectorize is None else vectorize
+
+    def over_runs(fn):
+        fn = jax.vmap(fn) if vectorize else partial(jax.lax.map, fenced(fn))
+        if sharding is None:
+            return fn
+        runs = PartitionSpec("runs")
+        return jax.shard_map(fn, mesh=sharding.mesh, in_specs=runs, out_specs=runs, check_vma=False)
+
+    return jax.jit(over_runs(trainer.chunk), donate_argnums=0), jax.jit(over_runs(trainer.evaluate))

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 import time
 import subprocess
@@ -137,6 +138,7 @@ def test_float64_runs_store_float64_norms(tmp_path):
         (["run", TINY, "--set", "train.lr=-1"], "train.lr: must be > 0"),
         (["run", TINY, "--steps", 15], "train.steps (15) must be a multiple of log.every (10)"),
         (["run", TINY, "--set", "nonsense"], "expected key.path=value"),
+        (["run", TINY, "--devices", "64"], "--devices 64: only 1 device(s) available"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, args, expected):
@@ -187,3 +189,42 @@ def test_ctrl_c_keeps_what_was_logged_and_marks_runs_interrupted(tmp_path):
         rows = read_rows(tmp_path / "long" / run)
         assert summary["status"] == "interrupted" and len(rows) >= 2
         assert summary["steps"] == int(rows[-1]["step"])
+
+
+def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> Path:
+    """`lstm-vg run` of the tiny config with 3 seeds in a fresh process (devices are fixed when
+    JAX starts); returns the experiment folder."""
+    done = subprocess.run([sys.executable, "-m", "lstm_vg", "run", TINY, "--seeds", "3", "--out",
+                           str(out), *flags], capture_output=True, text=True, timeout=300,
+                          env=None if env is None else os.environ | env)
+    assert done.returncode == 0, done.stderr
+    return out / "tiny"
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    runs = sorted(p.name for p in a.iterdir())
+    assert runs == sorted(p.name for p in b.iterdir()) and len(runs) == 6
+    for run in runs:
+        rows_a, rows_b = read_rows(a / run), read_rows(b / run)
+        for row in rows_a + rows_b:
+            del row["wall_seconds"]
+        assert rows_a == rows_b, run
+        for arrays in ("params.npz", "gradients.npz"):
+            with np.load(a / run / arrays) as x, np.load(b / run / arrays) as y:
+                assert sorted(x) == sorted(y)
+                for key in x:
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=f"{run}/{arrays}/{key}")
+
+
+def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
+    """3 runs per batch on 2 host devices (padded to 4) and on 3 of 4 forced host devices give
+    bit for bit the metrics, params and gradient profiles of the same runs on one device."""
+    one = run_tiny_in_subprocess(tmp_path / "one")
+    split = run_tiny_in_subprocess(tmp_path / "two", "--host-devices", "2")
+    forced = run_tiny_in_subprocess(tmp_path / "four", "--devices", "4",
+                                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert json.loads((split / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 2
+    assert json.loads((forced / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 3
+    assert json.loads((one / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 1
+    assert_same_results(one, split)
+    assert_same_results(one, forced)

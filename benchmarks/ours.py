@@ -1,0 +1,103 @@
+"""Time lstm-vg's compiled training loop on one workload; prints one JSON line.
+
+    python benchmarks/ours.py W1 [--steps K] [--repeats N] [--host-devices D]
+
+Run as its own process: the number of host devices is fixed when JAX starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import json
+import sys
+import time
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workload")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per compiled call")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--host-devices", type=int, default=1)
+    parser.add_argument("--peak", action="store_true", help="also measure a 2048³ matmul")
+    parser.add_argument("--length", type=int, help="override the workload's T")
+    parser.add_argument("--remat", type=int, default=0, help="train.remat block length")
+    return parser.parse_args()
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    """Best float32 GFLOP/s of a size³ matmul on one device with all its threads."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    f(a, a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def main() -> None:
+    args = parse()
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", args.host_devices)  # before the first computation
+
+    from lstm_vg import cells, tasks, train
+    from workloads import WORKLOADS
+
+    w = WORKLOADS[args.workload]
+    if args.length:
+        w = dataclasses.replace(w, length=args.length)
+    trainer = train.Trainer(
+        cell=cells.get(w.cell), task=tasks.Adding(w.length), hidden=w.hidden, batch=w.batch,
+        chunk_steps=args.steps, eval_batch=w.batch, probe_batch=w.batch, optimizer="adam", clip=1.0,
+        remat=args.remat,
+    )
+    devices = jax.devices()[: min(len(jax.devices()), w.seeds)]
+    states = train.stack([trainer.init_state(seed, 1e-3) for seed in range(w.seeds)])
+    sharding = train.runs_sharding(devices) if len(devices) > 1 else None
+    chunk, _ = train.compile_batched(trainer, sharding) if sharding else train.compile_batched(trainer)
+    if sharding is not None:
+        states = jax.device_put(train.pad_runs(states, len(devices)), sharding)
+    start = time.perf_counter()
+    compiled = chunk.lower(states).compile()
+    compile_seconds = time.perf_counter() - start
+    states, metrics = compiled(states)  # warm-up
+    jax.block_until_ready(metrics)
+    seconds = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        states, metrics = compiled(states)
+        jax.block_until_ready(metrics)
+        seconds.append(time.perf_counter() - start)
+    seconds.sort()
+    median = seconds[len(seconds) // 2]
+    result = {
+        "tool": "lstm-vg",
+        "workload": w.name,
+        "steps_per_call": args.steps,
+        "devices": len(devices),
+        "compile_seconds": compile_seconds,
+        "seconds_per_call": seconds,
+        "model_steps_per_second": w.seeds * args.steps / median,
+        "final_loss": float(metrics["loss"].mean()),
+        "length": w.length,
+        "remat": args.remat,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "jax": jax.__version__,
+    }
+    if args.peak:
+        result["matmul_peak_gflops"] = matmul_peak()
+    json.dump(result, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
