@@ -24,6 +24,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--peak", action="store_true", help="also measure a 2048³ matmul")
     parser.add_argument("--length", type=int, help="override the workload's T")
     parser.add_argument("--remat", type=int, default=0, help="train.remat block length")
+    parser.add_argument("--split-batch", action="store_true", help="as `lstm-vg run --split-batch`")
     return parser.parse_args()
 
 
@@ -49,23 +50,23 @@ def main() -> None:
 
     jax.config.update("jax_num_cpu_devices", args.host_devices)  # before the first computation
 
-    from lstm_vg import cells, tasks, train
+    from lstm_vg import cells, runner, tasks, train
     from workloads import WORKLOADS
 
     w = WORKLOADS[args.workload]
     if args.length:
         w = dataclasses.replace(w, length=args.length)
+    devices, shards = runner.layout(w.seeds, w.batch, jax.devices(), args.split_batch)
     trainer = train.Trainer(
         cell=cells.get(w.cell), task=tasks.Adding(w.length), hidden=w.hidden, batch=w.batch,
         chunk_steps=args.steps, eval_batch=w.batch, probe_batch=w.batch, optimizer="adam", clip=1.0,
-        remat=args.remat,
+        remat=args.remat, batch_shards=shards,
     )
-    devices = jax.devices()[: min(len(jax.devices()), w.seeds)]
     states = train.stack([trainer.init_state(seed, 1e-3) for seed in range(w.seeds)])
-    sharding = train.runs_sharding(devices) if len(devices) > 1 else None
-    chunk, _ = train.compile_batched(trainer, sharding) if sharding else train.compile_batched(trainer)
+    sharding = train.runs_sharding(devices, shards) if len(devices) > 1 else None
+    chunk, _ = train.compile_batched(trainer, sharding)
     if sharding is not None:
-        states = jax.device_put(train.pad_runs(states, len(devices)), sharding)
+        states = jax.device_put(train.pad_runs(states, len(devices) // shards), sharding)
     start = time.perf_counter()
     compiled = chunk.lower(states).compile()
     compile_seconds = time.perf_counter() - start
@@ -83,7 +84,8 @@ def main() -> None:
         "tool": "lstm-vg",
         "workload": w.name,
         "steps_per_call": args.steps,
-        "devices": len(devices),
+        "devices": max(len(devices), 1),
+        "batch_shards": shards,
         "compile_seconds": compile_seconds,
         "seconds_per_call": seconds,
         "model_steps_per_second": w.seeds * args.steps / median,

@@ -96,6 +96,9 @@ DEVICES = typer.Option(None, "--devices", min=1, metavar="N",
                        help="Split each batch's runs over the first N devices [default: all].")
 HOST_DEVICES = typer.Option(None, "--host-devices", min=1, metavar="N",
                             help="CPU only: make the CPU N devices (e.g. one per core) first.")
+SPLIT_BATCH = typer.Option(False, "--split-batch",
+                           help="Devices left over when a batch has fewer runs than devices split "
+                                "each run's training batch (faster; equal to one device only to rounding).")
 
 
 def choose_devices(count: int | None, host_devices: int | None) -> list:
@@ -126,13 +129,14 @@ def run(
     overwrite: bool = typer.Option(False, help="Replace an existing OUT/<name>/ folder."),
     devices: Optional[int] = DEVICES,
     host_devices: Optional[int] = HOST_DEVICES,
+    split_batch: bool = SPLIT_BATCH,
 ) -> None:
     """Train every run of CONFIG (sweep grid × seeds) and write its results folder."""
     with user_errors():
         experiment = config.load(config_file, set_, seeds, steps)
         chosen = choose_devices(devices, host_devices)
         folder, summaries = runner.run_experiment(experiment, out, overwrite, RichProgress(console),
-                                                  devices=chosen)
+                                                  devices=chosen, split_batch=split_batch)
     console.print(summary_table(summaries))
     console.print(f"results: {folder}")
 
@@ -220,6 +224,7 @@ def reproduce(
     out: Path = typer.Option(Path("results"), help="Results root; runs go to OUT/<name>/<config>/<run>/."),
     devices: Optional[int] = DEVICES,
     host_devices: Optional[int] = HOST_DEVICES,
+    split_batch: bool = SPLIT_BATCH,
 ) -> None:
     """Run what EXPERIMENT needs that is not yet run (finished runs are reused), then check its
     claims: a table of claim, measured value and verdict; exit 1 if a claim fails."""
@@ -227,7 +232,7 @@ def reproduce(
         experiment = experiments.load(experiment_file)
         chosen = choose_devices(devices, host_devices)
         folder, verdicts, warnings = experiments.reproduce(experiment, out, RichProgress(console),
-                                                           chosen)
+                                                           chosen, split_batch)
     for warning in warnings:
         say(errors, f"warning: {warning}")
     say(console, f"results: {folder}")

@@ -122,8 +122,8 @@ def saved_claims(folder: Path) -> tuple[claims.Claim, ...]:
     return parse_claims(read_mapping(path).get("claims"), path)
 
 
-def reproduce(experiment: Experiment, out: Path, progress=None, devices: list | None = None
-              ) -> tuple[Path, list, list[str]]:
+def reproduce(experiment: Experiment, out: Path, progress=None, devices: list | None = None,
+              split_batch: bool = False) -> tuple[Path, list, list[str]]:
     """Train what is missing, then check the claims: (folder, verdicts, warnings)."""
     folder = Path(out) / experiment.name
     try:
@@ -132,6 +132,6 @@ def reproduce(experiment: Experiment, out: Path, progress=None, devices: list | 
         raise UserError(f"{folder}: cannot create the results folder: {error.strerror}") from None
     runs.atomic_write(folder / CLAIMS_FILE, experiment.source.read_bytes())
     for c in experiment.configs:
-        runner.run_experiment(c, folder, progress=progress, reuse=True, devices=devices)
+        runner.run_experiment(c, folder, progress, reuse=True, devices=devices, split_batch=split_batch)
     verdicts, warnings = check(folder, experiment.claims)
     return folder, verdicts, warnings

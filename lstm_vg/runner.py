@@ -53,7 +53,7 @@ def batches(all_runs: list[Run]) -> list[list[Run]]:
     return list(groups.values())
 
 
-def make_trainer(c: Config) -> train.Trainer:
+def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
     return train.Trainer(
         cell=cells.get(c.model.cell, forget_gate=c.model.forget_gate),
         task=tasks.make(c.task.name, c.task.length, c.task.threshold, c.task.variant),
@@ -67,6 +67,7 @@ def make_trainer(c: Config) -> train.Trainer:
         momentum=c.train.momentum,
         scan_unroll=c.train.unroll,
         remat=c.train.remat,
+        batch_shards=batch_shards,
         dtype=c.train.dtype,
     )
 
@@ -133,29 +134,32 @@ def logged_rows(step: int, logged: dict, window: list[dict], wall_seconds: float
         yield row, {f"{n}_norms": np.asarray(logged[f"{n}_norms"][r]) for n in carry_names}
 
 
-def place_runs(states: train.TrainState, devices: list | None):
-    """(states, sharding): the runs split over up to len(devices) devices (padded to a multiple
-    of their number), or left where they are when one device would do."""
-    count = min(len(devices or ()), states.step.shape[0])
-    if count <= 1:
-        return states, None
-    sharding = train.runs_sharding(devices[:count])
-    return jax.device_put(train.pad_runs(states, count), sharding), sharding
+def layout(runs: int, batch: int, devices: list | None, split_batch: bool) -> tuple[list, int]:
+    """(devices to use, batch shards): the runs split over as many devices as there are runs;
+    with `split_batch`, spare devices split each run's training batch (when it divides)."""
+    groups = min(len(devices or ()), runs)
+    shards = len(devices) // groups if split_batch and groups else 1
+    while batch % shards:
+        shards -= 1
+    return (devices or [])[: groups * shards], shards
 
 
-def train_batch(group: list[Run], folder: Path, progress: Progress, devices: list | None = None
-                ) -> list[dict]:
-    """Train one batch of runs to the end (or an interrupt) on `devices` (default: JAX's first
-    device); returns their summaries."""
+def train_batch(group: list[Run], folder: Path, progress: Progress, devices: list | None = None,
+                split_batch: bool = False) -> list[dict]:
+    """Train one batch of runs to the end (or an interrupt), split over `devices` (default:
+    JAX's first device; see `layout`); returns their summaries."""
     first = group[0].config
-    trainer = make_trainer(first)
+    used, shards = layout(len(group), first.train.batch, devices, split_batch)
+    trainer = make_trainer(first, shards)
     states = train.stack([trainer.init_state(r.seed, r.config.train.lr, **cell_options(r.config))
                           for r in group])
-    states, sharding = place_runs(states, devices)
+    sharding = None
+    if len(used) > 1:  # padded to a whole number of runs per device group
+        sharding = train.runs_sharding(used, shards)
+        states = jax.device_put(train.pad_runs(states, len(used) // shards), sharding)
     chunk, evaluate = train.compile_batched(trainer, sharding)
     device_kind, started, clock = jax.devices()[0].device_kind, runs.now(), time.perf_counter()
-    used = 1 if sharding is None else len(sharding.mesh.devices)
-    logs = [RunLog(r, folder, runs.meta(r, len(group), device_kind, started, devices=used))
+    logs = [RunLog(r, folder, runs.meta(r, len(group), device_kind, started, max(len(used), 1), shards))
             for r in group]
     window: list[dict] = []
 
@@ -195,14 +199,15 @@ def train_batch(group: list[Run], folder: Path, progress: Progress, devices: lis
 
 
 def run_experiment(c: Config, out: Path, overwrite: bool = False, progress: Progress | None = None,
-                   reuse: bool = False, devices: list | None = None) -> tuple[Path, list[dict]]:
+                   reuse: bool = False, devices: list | None = None, split_batch: bool = False
+                   ) -> tuple[Path, list[dict]]:
     """Train every run of the config into <out>/<name>/; returns the folder and the summaries of
     the runs trained now. With `reuse`, runs already finished there with the same config are
-    kept and not trained again. Each batch's runs are split over `devices` (see `place_runs`)."""
+    kept and not trained again. Each batch's runs are split over `devices` (see `layout`)."""
     folder = runs.prepare_experiment(Path(out), c.name, overwrite, reuse)
     todo = [r for r in config.expand(c) if not (reuse and runs.is_finished(folder / r.name, r))]
     summaries = []
     for group in batches(todo):
         with jax.enable_x64(group[0].config.train.dtype == "float64"):
-            summaries += train_batch(group, folder, progress or Quiet(), devices)
+            summaries += train_batch(group, folder, progress or Quiet(), devices, split_batch)
     return folder, summaries

@@ -121,8 +121,8 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def meta(run: Run, runs_in_batch: int, device_kind: str, started: str, finished=None,
-         devices: int = 1) -> dict:
+def meta(run: Run, runs_in_batch: int, device_kind: str, started: str, devices: int = 1,
+         batch_shards: int = 1, finished=None) -> dict:
     import jax
     import jaxlib
     import optax
@@ -138,6 +138,7 @@ def meta(run: Run, runs_in_batch: int, device_kind: str, started: str, finished=
         "seed": run.seed,
         "runs_in_batch": runs_in_batch,
         "devices": devices,
+        "batch_shards": batch_shards,
         "started": started,
         "finished": finished,
     }

@@ -49,6 +49,7 @@ class Adding(SolvedBy):
     input_size: ClassVar[int] = 2
     output_size: ClassVar[int] = 1
     reads_every_step: ClassVar[bool] = False  # the readout sees h_T only
+    targets_batch_axis: ClassVar[int] = 0  # targets (B, 1)
     tolerance: ClassVar[float] = 0.04
     solved_metric: ClassVar[str] = "eval_loss"  # solved when eval_loss ≤ threshold
     solved_relation: ClassVar[str] = "≤"
@@ -99,6 +100,7 @@ class Copy(SolvedBy):
     input_size: ClassVar[int] = 10
     output_size: ClassVar[int] = 9
     reads_every_step: ClassVar[bool] = True
+    targets_batch_axis: ClassVar[int] = 1  # targets (T', B)
     solved_metric: ClassVar[str] = "eval_accuracy"  # solved when eval_accuracy ≥ threshold
     solved_relation: ClassVar[str] = "≥"
 
@@ -156,6 +158,7 @@ class Adding1997(SolvedBy):
     input_size: ClassVar[int] = 2
     output_size: ClassVar[int] = 1
     reads_every_step: ClassVar[bool] = True  # outputs at every step; the loss picks step L
+    targets_batch_axis: ClassVar[int] = 0  # targets {"target": (B, 1), "last": (B,)}
     tolerance: ClassVar[float] = 0.04
     first_among: ClassVar[int] = 10
     solved_metric: ClassVar[str] = "eval_accuracy"

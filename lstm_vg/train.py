@@ -36,6 +36,22 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 # Streams derived from a run's root key with fold_in.
 INIT, DATA, EVAL, PROBE = range(4)
 
+# Device mesh axes: runs are split over "runs"; with batch_shards > 1, each run's training batch
+# is split over "batch" (see `runs_sharding`).
+RUNS_AXIS, BATCH_AXIS = "runs", "batch"
+
+
+def shard_of_batch(*trees_and_axes, shards: int) -> list:
+    """Each (tree, batch axis) → this device's 1/shards of it along that axis (its index on the
+    "batch" mesh axis picks which)."""
+    index = jax.lax.axis_index(BATCH_AXIS)
+
+    def take(x, axis):
+        size = x.shape[axis] // shards
+        return jax.lax.dynamic_slice_in_dim(x, index * size, size, axis)
+
+    return [jax.tree.map(partial(take, axis=axis), tree) for tree, axis in trees_and_axes]
+
 
 class TrainState(NamedTuple):
     params: dict
@@ -71,6 +87,7 @@ class Trainer:
     momentum: float = 0.9
     scan_unroll: int = 1
     remat: int = 0  # time-block length of the backward pass's recomputation (0: none)
+    batch_shards: int = 1  # > 1: each device of mesh axis "batch" takes its share of a batch
     dtype: str = "float32"
 
     def tx(self, learning_rate: float = 1e-3):
@@ -94,7 +111,13 @@ class Trainer:
         """One optimizer step on a fresh batch; metrics {"loss", "grad_norm"} (before clipping)."""
         data_key = jax.random.fold_in(jax.random.fold_in(state.key, DATA), state.step)
         xs, targets = self.task.sample(data_key, self.batch, self.dtype)
+        if self.batch_shards > 1:  # this device's share of the same batch, then the mean of all
+            xs, targets = shard_of_batch(
+                (xs, 1), (targets, self.task.targets_batch_axis), shards=self.batch_shards
+            )
         loss, grads = jax.value_and_grad(self.mean_loss)(state.params, xs, targets)
+        if self.batch_shards > 1:
+            loss, grads = jax.lax.pmean((loss, grads), BATCH_AXIS)
         # The lr is read from opt_state, so the tx's own default lr is never used here.
         updates, opt_state = self.tx().update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -140,9 +163,12 @@ def pad_runs(states: TrainState, multiple: int) -> TrainState:
     return jax.tree.map(lambda a: jnp.concatenate([a] + [a[-1:]] * missing), states) if missing else states
 
 
-def runs_sharding(devices: Sequence[jax.Device]) -> NamedSharding:
-    """The leading runs axis split evenly over `devices` (a 1-D mesh); everything else whole."""
-    return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+def runs_sharding(devices: Sequence[jax.Device], batch_shards: int = 1) -> NamedSharding:
+    """The leading runs axis split evenly over len(devices) / batch_shards groups of devices; in
+    each group every device holds the same runs and (Trainer.batch_shards) its share of each
+    training batch. A mesh of shape (runs, batch)."""
+    grid = np.asarray(devices).reshape(-1, batch_shards)
+    return NamedSharding(Mesh(grid, (RUNS_AXIS, BATCH_AXIS)), PartitionSpec(RUNS_AXIS))
 
 
 def fenced(fn):
@@ -168,7 +194,7 @@ def compile_batched(trainer: Trainer, sharding: NamedSharding | None = None,
         fn = jax.vmap(fn) if vectorize else partial(jax.lax.map, fenced(fn))
         if sharding is None:
             return fn
-        runs = PartitionSpec("runs")
+        runs = PartitionSpec(RUNS_AXIS)
         return jax.shard_map(fn, mesh=sharding.mesh, in_specs=runs, out_specs=runs, check_vma=False)
 
     return jax.jit(over_runs(trainer.chunk), donate_argnums=0), jax.jit(over_runs(trainer.evaluate))

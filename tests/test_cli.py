@@ -195,7 +195,7 @@ def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> P
     """`lstm-vg run` of the tiny config with 3 seeds in a fresh process (devices are fixed when
     JAX starts); returns the experiment folder."""
     done = subprocess.run([sys.executable, "-m", "lstm_vg", "run", TINY, "--seeds", "3", "--out",
-                           str(out), *flags], capture_output=True, text=True, timeout=300,
+                           str(out), *flags], capture_output=True, text=True, timeout=300,  # a later --seeds wins
                           env=None if env is None else os.environ | env)
     assert done.returncode == 0, done.stderr
     return out / "tiny"
@@ -228,3 +228,21 @@ def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
     assert json.loads((one / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 1
     assert_same_results(one, split)
     assert_same_results(one, forced)
+
+
+@pytest.mark.parametrize("task", ["adding", "copy"])
+def test_split_batch_trains_like_one_device_to_rounding(tmp_path, task):
+    """One run per batch, its training batch split over 2 host devices (each takes half, the
+    gradients are averaged): the same numbers as one device up to float32 rounding."""
+    flags = ("--seeds", "1", "--set", f"task.name={task}", "--set", "task.length=6")
+    one = run_tiny_in_subprocess(tmp_path / "one", *flags)
+    split = run_tiny_in_subprocess(tmp_path / "split", *flags, "--host-devices", "2", "--split-batch")
+    for run in ("cell=rnn,seed=0", "cell=lstm,seed=0"):
+        meta = json.loads((split / run / "meta.json").read_text())
+        assert (meta["devices"], meta["batch_shards"]) == (2, 2)
+        with np.load(one / run / "params.npz") as x, np.load(split / run / "params.npz") as y:
+            for key in x:
+                np.testing.assert_allclose(x[key], y[key], rtol=1e-4, atol=1e-6, err_msg=key)
+        rows_one, rows_split = read_rows(one / run), read_rows(split / run)
+        for a, b in zip(rows_one, rows_split):
+            np.testing.assert_allclose(float(a["train_loss"]), float(b["train_loss"]), rtol=1e-4)
