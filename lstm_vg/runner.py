@@ -94,8 +94,12 @@ class RunLog:
         self.norms: dict[str, list[np.ndarray]] = {}
         self.diverged_at: int | None = None
 
-    def append(self, row: dict, profiles: dict[str, np.ndarray]) -> None:
-        if self.diverged_at is None and not np.isfinite([row["train_loss"], row["eval_loss"]]).all():
+    def append(self, row: dict, profiles: dict[str, np.ndarray], diverged_at: int = -1) -> None:
+        """Log a row; `diverged_at` ≥ 0: the step at which training froze the run (see
+        `train.Trainer.step`). A non-finite eval loss marks the run too."""
+        if self.diverged_at is None and diverged_at >= 0:
+            self.diverged_at = diverged_at
+        if self.diverged_at is None and not np.isfinite(row["eval_loss"]):
             self.diverged_at = row["step"]
         self.rows.append(row)
         for name, profile in profiles.items():
@@ -166,8 +170,8 @@ def train_batch(group: list[Run], folder: Path, progress: Progress, devices: lis
     def log(step: int) -> None:
         logged = jax.device_get(evaluate(states))
         rows = logged_rows(step, logged, window, time.perf_counter() - clock, trainer.cell.carry_names)
-        for run_log, (row, profiles) in zip(logs, rows):
-            run_log.append(row, profiles)
+        for r, (run_log, (row, profiles)) in enumerate(zip(logs, rows)):
+            run_log.append(row, profiles, int(logged["diverged_at"][r]))
         window.clear()
 
     def finish(status: str) -> list[dict]:

@@ -58,6 +58,7 @@ class TrainState(NamedTuple):
     opt_state: optax.OptState
     step: jax.Array  # () int32: training steps taken
     key: jax.Array  # the run's root PRNG key
+    diverged_at: jax.Array  # () int32: the step whose loss or update was not finite; −1 if none
 
 
 def make_optimizer(name: str, learning_rate: float, clip: float, momentum: float):
@@ -101,14 +102,18 @@ class Trainer:
             **cell_options,
         )
         opt_state = self.tx(learning_rate).init(params)
-        return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+        return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key, jnp.full((), -1, jnp.int32))
 
     def mean_loss(self, params: dict, xs: jax.Array, targets: jax.Array) -> jax.Array:
         outputs = model.apply(self.cell, self.task, params, xs, None, self.scan_unroll, self.remat)
         return jnp.mean(self.task.losses(outputs, targets))
 
     def step(self, state: TrainState) -> tuple[TrainState, dict]:
-        """One optimizer step on a fresh batch; metrics {"loss", "grad_norm"} (before clipping)."""
+        """One optimizer step on a fresh batch; metrics {"loss", "grad_norm"} (before clipping).
+
+        A run whose loss or new params are not finite is frozen at its last finite state (params
+        and optimizer state stop changing) and its metrics are NaN from that step on; the other
+        runs of its batch are not affected."""
         data_key = jax.random.fold_in(jax.random.fold_in(state.key, DATA), state.step)
         xs, targets = self.task.sample(data_key, self.batch, self.dtype)
         if self.batch_shards > 1:  # this device's share of the same batch, then the mean of all
@@ -121,8 +126,15 @@ class Trainer:
         # The lr is read from opt_state, so the tx's own default lr is never used here.
         updates, opt_state = self.tx().update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        finite = jnp.isfinite(loss) & all_finite(params)
+        going = (state.diverged_at < 0) & finite
+        params, opt_state = jax.tree.map(
+            lambda new, old: jnp.where(going, new, old), (params, opt_state), (state.params, state.opt_state)
+        )
+        diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
-        return TrainState(params, opt_state, state.step + 1, state.key), metrics
+        metrics = jax.tree.map(lambda m: jnp.where(going, m, jnp.nan), metrics)
+        return TrainState(params, opt_state, state.step + 1, state.key, diverged_at), metrics
 
     def chunk(self, state: TrainState) -> tuple[TrainState, dict]:
         """`chunk_steps` training steps in one scan; metrics stacked to (chunk_steps,)."""
@@ -142,12 +154,17 @@ class Trainer:
             self.cell, self.task, state.params, xs_probe, targets_probe, self.scan_unroll, self.remat
         )
         return {
+            "diverged_at": state.diverged_at,
             "eval_loss": jnp.mean(self.task.losses(outputs, targets)),
             "eval_accuracy": self.task.accuracy(outputs, targets),
             "probe_loss": loss,
             "probe_grad_norm": optax.tree.norm(grads),
             **norms,
         }
+
+
+def all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 def stack(states: list[TrainState]) -> TrainState:

@@ -156,3 +156,27 @@ def test_whole_run_compiles_the_same_whatever_its_length(tmp_path):
 
     run(10, "warm")  # eager helpers compile once per process
     assert count_compiles(lambda: run(10, "short")) == count_compiles(lambda: run(60, "long"))
+
+
+def test_a_diverging_run_is_frozen_and_leaves_its_batch_mates_alone():
+    """One run with an absurd learning rate among normal ones: it stops at its last finite
+    state with the step marked, and the others equal, bit for bit, a batch without it."""
+    trainer = tiny_trainer("lstm", optimizer="sgd", clip=0.0, momentum=0.0, chunk_steps=10)
+    chunk, evaluate = train.compile_batched(trainer)
+    lrs = [1e-2, 3e-2, 1e30]
+    states = train.stack([trainer.init_state(seed, lr) for seed, lr in enumerate(lrs)])
+    states, first = chunk(states)
+    states, second = chunk(states)
+    logged = jax.device_get(evaluate(states))
+    diverged_at = int(states.diverged_at[2])
+    assert 0 <= diverged_at < 20 and list(states.diverged_at[:2]) == [-1, -1]
+    losses = np.concatenate([first["loss"][2], second["loss"][2]])
+    assert np.isfinite(losses[:diverged_at]).all() and np.isnan(losses[diverged_at:]).all()
+    assert train.all_finite(jax.tree.map(lambda a: a[2], states.params))
+    assert logged["diverged_at"][2] == diverged_at
+
+    without = train.stack([trainer.init_state(seed, lr) for seed, lr in enumerate(lrs[:2])])
+    chunk_without, _ = train.compile_batched(trainer)
+    without, _ = chunk_without(chunk_without(without)[0])
+    for a, b in zip(jax.tree.leaves(without.params), jax.tree.leaves(states.params)):
+        np.testing.assert_array_equal(a, b[:2])
