@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+import shlex
+import signal
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -30,17 +32,32 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 1000)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the runner saves and marks its runs), but exit code 143."""
+
+
+def terminate(signum, frame):
+    raise Terminated()
+
+
 @contextmanager
-def user_errors():
-    """User mistakes → one line on stderr, exit 2; Ctrl-C → a note, exit 130."""
+def user_errors(resume_hint: str = ""):
+    """User mistakes → one line on stderr, exit 2; Ctrl-C (SIGINT) → a note, exit 130; SIGTERM
+    → the same note, exit 143. `resume_hint`: the command that continues interrupted runs."""
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
     except UserError as error:
         errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        errors.print("interrupted: runs in progress are marked 'interrupted'; finished files are kept")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as interrupt:
+        how = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        hint = f"; continue with: {resume_hint}" if resume_hint else ""
+        say(errors, f"{how}: runs in progress are marked 'interrupted', their last checkpoints and "
+                    f"finished files are kept{hint}")
+        raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class RateColumn(ProgressColumn):
@@ -92,6 +109,15 @@ def summary_table(summaries: list[dict]) -> Table:
     return table
 
 
+def plan_table(batches: list[dict]) -> Table:
+    table = Table(box=None, title="batches (each compiled once, its runs trained together)")
+    for column in ("batch", "runs", "memory"):
+        table.add_column(column, no_wrap=column != "runs")
+    for b in batches:
+        table.add_row(b["batch"], ", ".join(b["runs"]), f"{b['gib']:.2f} of {b['limit_gib']:.1f} GiB")
+    return table
+
+
 DEVICES = typer.Option(None, "--devices", min=1, metavar="N",
                        help="Split each batch's runs over the first N devices [default: all].")
 HOST_DEVICES = typer.Option(None, "--host-devices", min=1, metavar="N",
@@ -127,16 +153,28 @@ def run(
     steps: Optional[int] = typer.Option(None, min=1, help="Override train.steps."),
     out: Path = typer.Option(Path("results"), help="Results root; runs go to OUT/<name>/<run>/."),
     overwrite: bool = typer.Option(False, help="Replace an existing OUT/<name>/ folder."),
+    resume: bool = typer.Option(False, help="Continue OUT/<name>/: keep finished runs, resume "
+                                "unfinished ones from their last checkpoint, start missing ones."),
     devices: Optional[int] = DEVICES,
     host_devices: Optional[int] = HOST_DEVICES,
     split_batch: bool = SPLIT_BATCH,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check CONFIG and show the batches of runs "
+                                 "and their memory estimates; train nothing."),
 ) -> None:
     """Train every run of CONFIG (sweep grid × seeds) and write its results folder."""
-    with user_errors():
+    if overwrite and resume:
+        say(errors, "error: --overwrite and --resume exclude each other")
+        raise typer.Exit(2)
+    again = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
+    with user_errors(resume_hint=shlex.join(["lstm-vg", *again, "--resume"])):
         experiment = config.load(config_file, set_, seeds, steps)
         chosen = choose_devices(devices, host_devices)
+        if dry_run:
+            console.print(plan_table(runner.plan(experiment, chosen, split_batch)))
+            return
         folder, summaries = runner.run_experiment(experiment, out, overwrite, RichProgress(console),
-                                                  devices=chosen, split_batch=split_batch)
+                                                  devices=chosen, split_batch=split_batch,
+                                                  resume=resume)
     console.print(summary_table(summaries))
     console.print(f"results: {folder}")
 
@@ -228,7 +266,7 @@ def reproduce(
 ) -> None:
     """Run what EXPERIMENT needs that is not yet run (finished runs are reused), then check its
     claims: a table of claim, measured value and verdict; exit 1 if a claim fails."""
-    with user_errors():
+    with user_errors(resume_hint=shlex.join(["lstm-vg", *sys.argv[1:]])):
         experiment = experiments.load(experiment_file)
         chosen = choose_devices(devices, host_devices)
         folder, verdicts, warnings = experiments.reproduce(experiment, out, RichProgress(console),

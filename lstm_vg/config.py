@@ -58,7 +58,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = option(2000, int, low=1)
+    steps: int = option(2000, int, low=1, high=2**31 - 1)  # the step counter is int32
     batch: int = option(64, int, low=1)
     optimizer: str = option("adam", str, choices=train.OPTIMIZERS)
     lr: float = option(1e-3, float, low=0, low_open=True)
@@ -90,6 +90,7 @@ class Config:
     log: LogConfig = LogConfig()
     seeds: tuple[int, ...] = (0,)
     sweep: tuple[tuple[str, tuple], ...] = ()  # ((dotted key, values), ...) in file order
+    source: str = field(default="", compare=False)  # the file it came from, for messages
 
     @property
     def chunk_steps(self) -> int:
@@ -191,14 +192,18 @@ def parse_section(cls, raw, source: str, section: str):
     return cls(**{k: check_value(known[k], v, f"{source}: {section}.{k}") for k, v in raw.items()})
 
 
+MAX_RUNS = 10_000  # runs in one config (sweep grid × seeds): more is surely a typo
+MAX_SEED = 2**32 - 1
+
+
 def parse_seeds(raw, source: str) -> tuple[int, ...]:
     where = f"{source}: seeds"
     if isinstance(raw, int) and not isinstance(raw, bool):
-        if raw < 1:
-            raise UserError(f"{where}: must be ≥ 1 (a count) or a list of seeds, got {raw}")
+        if not 1 <= raw <= MAX_RUNS:
+            raise UserError(f"{where}: must be a count from 1 to {MAX_RUNS} or a list of seeds, got {raw}")
         return tuple(range(raw))
     if isinstance(raw, list) and raw:
-        rules = option(0, int, low=0).metadata
+        rules = option(0, int, low=0, high=MAX_SEED).metadata
         seeds = tuple(check_value(rules, s, f"{where}[{i}]") for i, s in enumerate(raw))
         if len(set(seeds)) != len(seeds):
             raise UserError(f"{where}: seeds must be distinct, got {list(seeds)}")
@@ -263,7 +268,12 @@ def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
         **{s: parse_section(cls, raw.get(s), source, s) for s, cls in SECTIONS.items()},
         seeds=parse_seeds(raw.get("seeds", 1), source),
         sweep=parse_sweep(raw.get("sweep"), source),
+        source=source,
     )
+    count = len(config.seeds) * math.prod(len(values) for _, values in config.sweep)
+    if count > MAX_RUNS:
+        raise UserError(f"{source}: sweep × seeds: {count} runs, more than the {MAX_RUNS} allowed; "
+                        f"split the sweep over several configs")
     for run in expand(config):
         where = f"{source}" + (f" (run {run.name})" if config.sweep else "")
         check_schedule(run.config, where)

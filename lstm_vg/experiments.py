@@ -12,7 +12,8 @@ claims:                                   # one line each; see lstm_vg/claims.py
   - fraction(solved | cell=lstm) >= 1
 ```
 
-`reproduce` trains what is not yet trained (runs finished with the same config are reused),
+`reproduce` trains what is not yet trained (runs finished with the same config are reused,
+interrupted ones continue from their checkpoints),
 copies the experiment file to <out>/<name>/experiment.yaml, and checks every claim on the
 finished runs found there; `lstm-vg report <out>/<name> --check` checks them again later.
 """
@@ -132,6 +133,6 @@ def reproduce(experiment: Experiment, out: Path, progress=None, devices: list | 
         raise UserError(f"{folder}: cannot create the results folder: {error.strerror}") from None
     runs.atomic_write(folder / CLAIMS_FILE, experiment.source.read_bytes())
     for c in experiment.configs:
-        runner.run_experiment(c, folder, progress, reuse=True, devices=devices, split_batch=split_batch)
+        runner.run_experiment(c, folder, progress, devices=devices, split_batch=split_batch, resume=True)
     verdicts, warnings = check(folder, experiment.claims)
     return folder, verdicts, warnings

@@ -16,6 +16,7 @@ they are measured on the probe batch).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Protocol
@@ -23,8 +24,9 @@ from typing import Protocol
 import jax
 import numpy as np
 
-from lstm_vg import cells, config, runs, tasks, train
+from lstm_vg import cells, checkpoint, config, runs, tasks, train
 from lstm_vg.config import Config, Run
+from lstm_vg.errors import UserError
 
 
 class Progress(Protocol):
@@ -46,11 +48,56 @@ def batch_key(run: Run) -> Config:
     return dataclasses.replace(c, model=model, train=dataclasses.replace(c.train, lr=1.0), seeds=())
 
 
-def batches(all_runs: list[Run]) -> list[list[Run]]:
-    groups: dict[Config, list[Run]] = {}
+def batches(all_runs: list[Run], resumed: dict[str, int] | None = None) -> list[list[Run]]:
+    """Runs that can train together: same `batch_key`, and resumed at the same step (`resumed`:
+    run name → step) or fresh."""
+    groups: dict[tuple, list[Run]] = {}
     for run in all_runs:
-        groups.setdefault(batch_key(run), []).append(run)
+        groups.setdefault((batch_key(run), (resumed or {}).get(run.name)), []).append(run)
     return list(groups.values())
+
+
+def resumable(folder: Path, run: Run) -> int | None:
+    """The step an unfinished run can resume from: its checkpoint's, when its folder holds
+    this run's config and logs; else None (it starts again)."""
+    logs = all((folder / name).is_file() for name in ("metrics.csv", "gradients.npz"))
+    return checkpoint.saved_step(folder) if logs and runs.holds_run(folder, run) else None
+
+
+def device_memory_bytes(device) -> int:
+    """What one device can hold: an accelerator's memory limit, or on a CPU the machine's RAM."""
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def plan(c: Config, devices: list | None = None, split_batch: bool = False) -> list[dict]:
+    """The batches the config's runs train in, each {"batch": label, "runs": names, "gib":
+    estimated peak memory of a device, "limit_gib": what it holds}; a UserError, before anything
+    is compiled, for a batch that cannot fit (`train.Trainer.memory_bytes`; on CPU the runs of
+    a device train one after another, elsewhere they are vmapped together)."""
+    batches_planned = []
+    for group in batches(config.expand(c)):
+        first = group[0].config
+        used, shards = layout(len(group), first.train.batch, devices, split_batch)
+        device = (used or jax.devices())[0]
+        together = 1 if device.platform == "cpu" else -(-len(group) // max(len(used) // shards, 1))
+        need = make_trainer(first, shards).memory_bytes()
+        total = together * (need["parameters"] + max(need["training"], need["evaluation"]))
+        limit = device_memory_bytes(device)
+        if total > limit:
+            gib = {k: f"{v / 2**30:.1f}" for k, v in need.items()}
+            raise UserError(
+                f"{c.source or c.name}: {batch_label(group)} needs about {total / 2**30:.1f} GiB "
+                f"({together} run(s) at once; per run: parameters {gib['parameters']}, training "
+                f"{gib['training']}, evaluation {gib['evaluation']}), more than the "
+                f"{limit / 2**30:.1f} GiB of this {device.platform} device; lower task.length, "
+                f"train.batch, model.hidden or log.eval_batch, or set train.remat"
+            )
+        batches_planned.append({"batch": batch_label(group), "runs": [r.name for r in group],
+                                "gib": total / 2**30, "limit_gib": limit / 2**30})
+    return batches_planned
 
 
 def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
@@ -86,13 +133,20 @@ def batch_label(group: list[Run]) -> str:
 class RunLog:
     """One run's logged rows and gradient profiles, rewritten to its folder at every log."""
 
-    def __init__(self, run: Run, folder: Path, meta: dict):
+    def __init__(self, run: Run, folder: Path, meta: dict, resume_at: int | None = None):
+        """A new run's log, or with `resume_at` the log of a run resumed at that step."""
         self.run, self.meta = run, meta
-        self.writer = runs.RunFolder(folder / run.name, run)
+        self.writer = runs.RunFolder(folder / run.name, run, resume=resume_at is not None)
         self.writer.write_meta(meta)
         self.rows: list[dict] = []
         self.norms: dict[str, list[np.ndarray]] = {}
+        if resume_at is not None:
+            self.rows, self.norms = self.writer.read_logs(resume_at)
         self.diverged_at: int | None = None
+
+    @property
+    def last_step(self) -> int | None:
+        return self.rows[-1]["step"] if self.rows else None
 
     def append(self, row: dict, profiles: dict[str, np.ndarray], diverged_at: int = -1) -> None:
         """Log a row; `diverged_at` ≥ 0: the step at which training froze the run (see
@@ -111,6 +165,8 @@ class RunLog:
         self.writer.write_logs(self.rows, self.norms)  # again: an interrupt may have cut the last
         if params is not None:
             self.writer.write_params(params)
+        if status != "interrupted":  # a finished run needs no checkpoint
+            (self.writer.folder / checkpoint.FILE).unlink(missing_ok=True)
         summary = runs.summarize(task, self.run, self.rows, self.norms, status, self.diverged_at,
                                  wall_seconds)
         self.writer.write_summary(summary)
@@ -148,24 +204,45 @@ def layout(runs: int, batch: int, devices: list | None, split_batch: bool) -> tu
     return (devices or [])[: groups * shards], shards
 
 
+def starting_states(trainer: train.Trainer, group: list[Run], folder: Path, resume: bool):
+    """(states, the step they are at, the chunk metrics since the last log): fresh runs, or
+    with `resume` the runs' checkpoints (all at one step: see `run_experiment`)."""
+    fresh = [trainer.init_state(r.seed, r.config.train.lr, **cell_options(r.config)) for r in group]
+    if not resume:
+        return train.stack(fresh), 0, []
+    loaded = [checkpoint.load(folder / r.name, like) for r, like in zip(group, fresh)]
+    states, windows = zip(*loaded)
+    window = [{name: np.stack([w[i][name] for w in windows]) for name in checkpoint.WINDOW}
+              for i in range(len(windows[0]))]
+    return train.stack(list(states)), int(states[0].step), window
+
+
 def train_batch(group: list[Run], folder: Path, progress: Progress, devices: list | None = None,
-                split_batch: bool = False) -> list[dict]:
+                split_batch: bool = False, resume: bool = False) -> list[dict]:
     """Train one batch of runs to the end (or an interrupt), split over `devices` (default:
-    JAX's first device; see `layout`); returns their summaries."""
+    JAX's first device; see `layout`), from scratch or from their checkpoints (`resume`);
+    returns their summaries. A checkpoint of every run is written after every chunk."""
     first = group[0].config
     used, shards = layout(len(group), first.train.batch, devices, split_batch)
     trainer = make_trainer(first, shards)
-    states = train.stack([trainer.init_state(r.seed, r.config.train.lr, **cell_options(r.config))
-                          for r in group])
+    states, start, window = starting_states(trainer, group, folder, resume)
     sharding = None
     if len(used) > 1:  # padded to a whole number of runs per device group
         sharding = train.runs_sharding(used, shards)
         states = jax.device_put(train.pad_runs(states, len(used) // shards), sharding)
     chunk, evaluate = train.compile_batched(trainer, sharding)
-    device_kind, started, clock = jax.devices()[0].device_kind, runs.now(), time.perf_counter()
-    logs = [RunLog(r, folder, runs.meta(r, len(group), device_kind, started, max(len(used), 1), shards))
+    device_kind, started = jax.devices()[0].device_kind, runs.now()
+    logs = [RunLog(r, folder, runs.meta(r, len(group), device_kind, started, max(len(used), 1), shards),
+                   resume_at=start if resume else None)
             for r in group]
-    window: list[dict] = []
+    # wall_seconds goes on from where a resumed run's last log left it
+    clock = time.perf_counter() - (logs[0].rows[-1]["wall_seconds"] if logs[0].rows else 0.0)
+
+    def save_checkpoints() -> None:
+        host = jax.device_get(states)
+        for r, run_log in enumerate(logs):
+            checkpoint.save(run_log.writer.folder, jax.tree.map(lambda a: a[r], host),
+                            [{name: w[name][r] for name in checkpoint.WINDOW} for w in window])
 
     def log(step: int) -> None:
         logged = jax.device_get(evaluate(states))
@@ -186,13 +263,15 @@ def train_batch(group: list[Run], folder: Path, progress: Progress, devices: lis
 
     progress.start(batch_label(group), first.train.steps, len(group))
     try:
-        log(0)
-        for step in range(first.chunk_steps, first.train.steps + 1, first.chunk_steps):
+        if start % first.log.every == 0 and logs[0].last_step != start:
+            log(start)  # step 0, or a resumed run whose last log was cut off
+        for step in range(start + first.chunk_steps, first.train.steps + 1, first.chunk_steps):
             states, metrics = chunk(states)
             metrics = jax.device_get(metrics)
             window.append(metrics)
             if step % first.log.every == 0:
                 log(step)
+            save_checkpoints()  # after the log: the saved window holds only unlogged chunks
             progress.advance(step, float(np.nanmean(metrics["loss"])))
     except KeyboardInterrupt:
         finish("interrupted")
@@ -203,15 +282,20 @@ def train_batch(group: list[Run], folder: Path, progress: Progress, devices: lis
 
 
 def run_experiment(c: Config, out: Path, overwrite: bool = False, progress: Progress | None = None,
-                   reuse: bool = False, devices: list | None = None, split_batch: bool = False
+                   devices: list | None = None, split_batch: bool = False, resume: bool = False
                    ) -> tuple[Path, list[dict]]:
     """Train every run of the config into <out>/<name>/; returns the folder and the summaries of
-    the runs trained now. With `reuse`, runs already finished there with the same config are
-    kept and not trained again. Each batch's runs are split over `devices` (see `layout`)."""
-    folder = runs.prepare_experiment(Path(out), c.name, overwrite, reuse)
-    todo = [r for r in config.expand(c) if not (reuse and runs.is_finished(folder / r.name, r))]
-    summaries = []
-    for group in batches(todo):
-        with jax.enable_x64(group[0].config.train.dtype == "float64"):
-            summaries += train_batch(group, folder, progress or Quiet(), devices, split_batch)
+    the runs trained now. With `resume`, runs already finished there with the same config are
+    kept, unfinished ones with a checkpoint continue from it, the rest start. Each batch's runs
+    are split over `devices` (see `layout`). One process at a time writes a folder (`runs.lock`)."""
+    plan(c, devices, split_batch)
+    with runs.lock(Path(out), c.name):
+        folder = runs.prepare_experiment(Path(out), c.name, overwrite, resume)
+        todo = [r for r in config.expand(c) if not (resume and runs.is_finished(folder / r.name, r))]
+        resumed = {r.name: step for r in todo if resume and (step := resumable(folder / r.name, r)) is not None}
+        summaries = []
+        for group in batches(todo, resumed):
+            with jax.enable_x64(group[0].config.train.dtype == "float64"):
+                summaries += train_batch(group, folder, progress or Quiet(), devices, split_batch,
+                                         resume=group[0].name in resumed)
     return folder, summaries

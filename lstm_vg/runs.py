@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
@@ -22,6 +23,7 @@ import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -85,6 +87,30 @@ def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
     return flat
 
 
+@contextlib.contextmanager
+def lock(out: Path, name: str):
+    """Hold <out>/.<name>.lock while writing <out>/<name>/: a second lstm-vg process pointed at
+    the same folder gets a UserError instead of mixing its files in. An flock, so the kernel
+    releases it when the process ends, however it ends: no stale locks."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        file = open(out / f".{name}.lock", "a+")
+    except OSError as error:
+        raise UserError(f"{out / name}: cannot create the results folder: {error.strerror}") from None
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "?"
+            raise UserError(f"{out / name}: another lstm-vg process (pid {holder}) is writing these "
+                            f"results; wait for it to end or pass --out DIR") from None
+        file.truncate(0)
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        yield
+
+
 def prepare_experiment(out: Path, name: str, overwrite: bool, reuse: bool = False) -> Path:
     """<out>/<name>, created; an existing non-empty folder is replaced only with `overwrite`,
     or kept as it is with `reuse` (its finished runs are reused, see `is_finished`)."""
@@ -94,8 +120,8 @@ def prepare_experiment(out: Path, name: str, overwrite: bool, reuse: bool = Fals
     if folder.exists() and any(folder.iterdir()) and not reuse:
         if not overwrite:
             raise UserError(
-                f"{folder}: already holds results; pass --overwrite to replace them "
-                f"or --out DIR to write elsewhere"
+                f"{folder}: already holds results; pass --resume to continue its unfinished runs, "
+                f"--overwrite to replace them or --out DIR to write elsewhere"
             )
         shutil.rmtree(folder)
     try:
@@ -105,16 +131,24 @@ def prepare_experiment(out: Path, name: str, overwrite: bool, reuse: bool = Fals
     return folder
 
 
-def is_finished(folder: Path, run: Run) -> bool:
-    """Whether `folder` holds this run, trained to the end with the same config (read through
-    the schema, so a key added to lstm-vg since, at its default, still counts as the same)."""
+def holds_run(folder: Path, run: Run) -> bool:
+    """Whether `folder`'s config.yaml is this run's config (read through the schema, so a key
+    added to lstm-vg since, at its default, still counts as the same)."""
     try:
-        summary = json.loads((folder / "summary.json").read_text())
         saved = from_mapping(yaml.safe_load((folder / "config.yaml").read_text()), str(folder))
     except (OSError, ValueError, yaml.YAMLError, UserError):
         return False
+    return saved == run.config
+
+
+def is_finished(folder: Path, run: Run) -> bool:
+    """Whether `folder` holds this run, trained to the end with the same config."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
     return (isinstance(summary, dict) and summary.get("status") in ("done", "diverged")
-            and saved == run.config)
+            and holds_run(folder, run))
 
 
 def now() -> str:
@@ -183,11 +217,11 @@ def summarize(task, run: Run, rows: list[dict], norms: dict[str, list], status: 
 class RunFolder:
     """Writes one run's files; every write replaces a whole file atomically."""
 
-    def __init__(self, folder: Path, run: Run):
+    def __init__(self, folder: Path, run: Run, resume: bool = False):
         self.folder, self.run = folder, run
-        if folder.exists():  # an unfinished or outdated run being redone
+        if folder.exists() and not resume:  # an unfinished or outdated run being redone
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=resume)
         config_text = yaml.safe_dump(run.config.to_dict(), sort_keys=False)
         atomic_write(folder / "config.yaml", config_text.encode())
 
@@ -204,3 +238,18 @@ class RunFolder:
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.folder / "summary.json", summary)
+
+    def read_logs(self, up_to_step: int) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
+        """The rows and gradient profiles logged so far, up to `up_to_step` (a resumed run's
+        checkpoint may be older than its last log)."""
+        try:
+            with open(self.folder / "metrics.csv", newline="") as file:
+                rows = [{key: int(value) if key == "step" else float(value) for key, value in row.items()}
+                        for row in csv.DictReader(file)]
+            rows = [row for row in rows if row["step"] <= up_to_step]
+            with np.load(self.folder / "gradients.npz") as saved:
+                norms = {k: list(saved[k][: len(rows)]) for k in saved.files if k != "steps"}
+        except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
+            raise UserError(f"{self.folder}: cannot resume, unreadable logs ({error}); "
+                            f"rerun with --overwrite") from None
+        return rows, norms

@@ -91,6 +91,30 @@ class Trainer:
     batch_shards: int = 1  # > 1: each device of mesh axis "batch" takes its share of a batch
     dtype: str = "float32"
 
+    def memory_bytes(self) -> dict[str, int]:
+        """A rough upper estimate of one run's peak memory on its device, by what holds it:
+        "parameters" (params, gradients, optimizer state), "training" (what the backward pass
+        of a training batch keeps per step), "evaluation" (the eval batch's forward pass and
+        the probe batch's backward pass). Tested against XLA's own memory analysis."""
+        T, H, G = self.task.sequence_length, self.hidden, self.cell.gates
+        C = len(self.cell.carry_names)
+        size = np.dtype(self.dtype).itemsize
+        I, O = self.task.input_size, self.task.output_size
+        params = (I + H + 1) * G * H + (H + 1) * O
+
+        def backward(batch):  # z_x, saved gates, ∂L/∂z; saved and previous carry, ∂L/∂carry, δ
+            per_step = (3 * G + 4 * C) * H + I + O
+            if not self.remat:
+                return T * batch * per_step
+            kept = (2 * G + 2 * C + 1) * H + I + O  # z_x, ∂L/∂z, δ, ∂L/∂carry, h: every step
+            return batch * (T * kept + -(-T // self.remat) * C * H + self.remat * per_step)
+
+        # the eval batch's forward pass holds z_x and a copy of it, and the h_t
+        evaluation = T * self.eval_batch * (2 * G + 2) * H + backward(self.probe_batch)
+        return {"parameters": 5 * params * size,
+                "training": backward(self.batch // self.batch_shards) * size,
+                "evaluation": evaluation * size}
+
     def tx(self, learning_rate: float = 1e-3):
         return make_optimizer(self.optimizer, learning_rate, self.clip, self.momentum)
 

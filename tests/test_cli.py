@@ -1,6 +1,5 @@
 """The real CLI end to end on tiny configs: files, summary fields, and clean errors."""
 
-import csv
 import json
 import os
 import signal
@@ -14,10 +13,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from helpers import ROOT, TINY, assert_same_results, read_rows
+from lstm_vg import runs
 from lstm_vg.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "configs" / "tiny.yaml"
 SUMMARY_FIELDS = {
     "status", "cell", "task", "length", "seed", "steps", "baseline_loss", "final_train_loss",
     "final_eval_loss", "solved", "steps_to_solve", "grad_ratio_init", "grad_ratio_final",
@@ -35,11 +34,6 @@ def tiny_results(tmp_path_factory):
     result = invoke("run", TINY, "--out", out)
     assert result.exit_code == 0, result.output
     return out / "tiny", result
-
-
-def read_rows(folder: Path) -> list[dict]:
-    with open(folder / "metrics.csv") as file:
-        return list(csv.DictReader(file))
 
 
 def test_run_writes_one_folder_per_cell_and_seed(tiny_results):
@@ -104,7 +98,7 @@ def test_existing_results_are_not_overwritten_without_the_flag(tiny_results):
     before = (folder / "cell=rnn,seed=0" / "summary.json").read_text()
     result = invoke("run", TINY, "--out", folder.parent)
     assert result.exit_code == 2
-    assert "already holds results; pass --overwrite" in result.output
+    assert "already holds results; pass --resume" in result.output
     assert (folder / "cell=rnn,seed=0" / "summary.json").read_text() == before
 
 
@@ -191,6 +185,56 @@ def test_ctrl_c_keeps_what_was_logged_and_marks_runs_interrupted(tmp_path):
         assert summary["steps"] == int(rows[-1]["step"])
 
 
+def test_sigterm_keeps_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(tmp_path):
+    """A real SIGTERM mid-run: exit 143 with the command that continues; `run --resume` then
+    finishes the interrupted batch from its checkpoint and trains the batch never started, with
+    the results of a run that was never stopped."""
+    mid = tmp_path / "mid.yaml"
+    mid.write_text(TINY.read_text().replace("steps: 20", "steps: 600").replace("name: tiny", "name: mid"))
+    args = ["run", str(mid), "--seeds", "1", "--out", str(tmp_path / "cut")]
+    process = subprocess.Popen([sys.executable, "-m", "lstm_vg", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "cut" / "mid" / "cell=rnn,seed=0" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert f"continue with: lstm-vg {' '.join(args)} --resume" in " ".join(stderr.split())
+    summary = json.loads((metrics.parent / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 10 <= summary["steps"] < 600
+    resumed = invoke(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    whole = invoke("run", mid, "--seeds", "1", "--out", tmp_path / "whole")
+    assert whole.exit_code == 0, whole.output
+    assert_same_results(tmp_path / "whole" / "mid", tmp_path / "cut" / "mid", runs=2)
+
+
+def test_resume_and_overwrite_exclude_each_other(tmp_path):
+    result = invoke("run", TINY, "--out", tmp_path, "--resume", "--overwrite")
+    assert result.exit_code == 2 and "exclude each other" in result.output
+
+
+def test_a_request_too_big_for_memory_is_refused_up_front_with_the_estimate(tmp_path):
+    result = invoke("run", TINY, "--out", tmp_path, "--set", "task.length=100000",
+                    "--set", "model.hidden=4096", "--set", "train.batch=512")
+    assert result.exit_code == 2, result.output
+    line = " ".join(result.output.split())
+    assert line.startswith(f"error: {TINY}: rnn · adding T=100000 · 2 run(s) needs about ")
+    assert "GiB" in line and "set train.remat" in line and "Traceback" not in result.output
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_a_second_process_on_the_same_results_folder_is_refused(tmp_path):
+    with runs.lock(tmp_path, "tiny"):  # as a running `lstm-vg run` holds it
+        result = invoke("run", TINY, "--out", tmp_path)
+    assert result.exit_code == 2
+    assert f"another lstm-vg process (pid {os.getpid()}) is writing these results" in " ".join(result.output.split())
+    assert invoke("run", TINY, "--out", tmp_path, "--steps", "10").exit_code == 0  # released
+
+
 def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> Path:
     """`lstm-vg run` of the tiny config with 3 seeds in a fresh process (devices are fixed when
     JAX starts); returns the experiment folder."""
@@ -199,21 +243,6 @@ def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> P
                           env=None if env is None else os.environ | env)
     assert done.returncode == 0, done.stderr
     return out / "tiny"
-
-
-def assert_same_results(a: Path, b: Path) -> None:
-    runs = sorted(p.name for p in a.iterdir())
-    assert runs == sorted(p.name for p in b.iterdir()) and len(runs) == 6
-    for run in runs:
-        rows_a, rows_b = read_rows(a / run), read_rows(b / run)
-        for row in rows_a + rows_b:
-            del row["wall_seconds"]
-        assert rows_a == rows_b, run
-        for arrays in ("params.npz", "gradients.npz"):
-            with np.load(a / run / arrays) as x, np.load(b / run / arrays) as y:
-                assert sorted(x) == sorted(y)
-                for key in x:
-                    np.testing.assert_array_equal(x[key], y[key], err_msg=f"{run}/{arrays}/{key}")
 
 
 def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
@@ -226,8 +255,8 @@ def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
     assert json.loads((split / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 2
     assert json.loads((forced / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 3
     assert json.loads((one / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 1
-    assert_same_results(one, split)
-    assert_same_results(one, forced)
+    assert_same_results(one, split, runs=6)
+    assert_same_results(one, forced, runs=6)
 
 
 @pytest.mark.parametrize("task", ["adding", "copy"])

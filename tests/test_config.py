@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lstm_vg import config
@@ -72,7 +72,7 @@ def test_unknown_section_suggests_the_closest(tmp_path):
         ("model: {recurrent_init: zeros}\n", "allowed: orthogonal, normal, uniform, identity"),
         ("train: {dtype: float16}\n", "allowed: float32, float64"),
         ("model: [1, 2]\n", "model: expected a mapping, got list"),
-        ("seeds: 0\n", "seeds: must be ≥ 1"),
+        ("seeds: 0\n", "seeds: must be a count from 1 to 10000"),
         ("seeds: [1, 1]\n", "seeds: seeds must be distinct"),
         ("seeds: []\n", "seeds: expected a count ≥ 1 or a non-empty list"),
         ("seeds: [-1]\n", "seeds[0]: must be ≥ 0"),
@@ -193,3 +193,50 @@ def test_lstm_options_load(tmp_path):
 )
 def test_task_variants_are_validated(tmp_path, text, expected):
     assert expected in load_error(tmp_path, text)
+
+
+# ---- malformed config files through the real CLI ------------------------------------------------
+
+sizes = st.sampled_from([-1, 0, 1, 3, 10**9, 2**63]) | st.integers(-5, 5) | st.floats(allow_nan=True)
+section_values = st.fixed_dictionaries({}, optional={
+    "task": st.fixed_dictionaries({}, optional={"name": st.sampled_from(["adding", "copy", "x"]) | junk,
+                                                "length": sizes, "variant": junk}),
+    "model": st.fixed_dictionaries({}, optional={"cell": st.sampled_from(["rnn", "lstm", "gru"]),
+                                                 "hidden": sizes, "hiden": sizes, "scale": sizes}),
+    "train": st.fixed_dictionaries({}, optional={"steps": sizes, "batch": sizes, "lr": sizes,
+                                                 "chunk": sizes, "remat": sizes}),
+    "log": st.fixed_dictionaries({}, optional={"every": sizes, "eval_batch": sizes}),
+    "seeds": sizes | st.lists(sizes, max_size=3),
+    "sweep": st.dictionaries(st.sampled_from(["model.cell", "task.length", "bogus", "train"]),
+                             st.lists(sizes, max_size=2) | junk, max_size=2),
+})
+config_files = (
+    st.binary(max_size=64)  # binary junk
+    | junk.map(lambda raw: yaml.safe_dump(raw).encode())  # any YAML value, mappings or not
+    | section_values.map(lambda raw: yaml.safe_dump(raw).encode())  # wrong types, bad sizes
+    | st.fixed_dictionaries({  # valid, but perhaps far too big for memory
+        "task": st.fixed_dictionaries({"length": st.integers(2, 10**6)}),
+        "model": st.fixed_dictionaries({"hidden": st.integers(1, 10**6)}),
+    }).map(lambda raw: yaml.safe_dump(raw).encode())
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(config_files)
+def test_any_config_file_is_planned_or_refused_in_one_line_through_the_cli(tmp_path_factory, data):
+    """`lstm-vg run --dry-run` on a generated file: it either plans the runs (exit 0) or exits 2
+    with one line naming the file, never a traceback; sizes too big for memory are refused."""
+    from typer.testing import CliRunner
+
+    from lstm_vg.cli import app
+
+    path = tmp_path_factory.mktemp("gen") / "gen.yaml"
+    path.write_bytes(data)
+    result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert result.exit_code in (0, 2), result.output
+    event("planned" if result.exit_code == 0 else "GiB" if "GiB" in result.output else "refused")
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    if result.exit_code == 2:
+        line = " ".join(result.output.split())
+        assert line.startswith(f"error: {path}"), result.output
+        assert "Traceback" not in result.output

@@ -8,13 +8,20 @@ can be checked against the numbers that went in.
 
 import csv
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from helpers import TINY
 from lstm_vg import gradients, results
+from lstm_vg.cli import app
 from lstm_vg.errors import UserError
 
 STEPS = (0, 10, 20, 30)  # logged steps of every synthetic run
@@ -210,3 +217,48 @@ def test_nothing_readable_is_one_user_error_naming_the_first_file(tmp_path):
     message = str(error.value)
     assert "cell=rnn,length=5,seed=0/summary.json: not valid JSON" in message
     assert "and 1 more unreadable runs" in message and "\n" not in message
+
+
+# ---- damaged results folders through the real CLI -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_results(tmp_path_factory) -> Path:
+    """A results folder written by `lstm-vg run` on the tiny config (2 cells × 2 seeds)."""
+    out = tmp_path_factory.mktemp("real")
+    assert CliRunner().invoke(app, ["run", str(TINY), "--out", str(out)]).exit_code == 0
+    return out / "tiny"
+
+
+FILES = ("config.yaml", "meta.json", "metrics.csv", "gradients.npz", "params.npz", "summary.json")
+damages = st.tuples(
+    st.sampled_from(["cell=rnn,seed=0", "cell=lstm,seed=1"]),
+    st.sampled_from(FILES),
+    st.sampled_from(["delete", "truncate", "junk", "empty"]),
+    st.floats(0, 1),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(damages, min_size=1, max_size=3), st.sampled_from(["report", "plot"]))
+def test_damaged_results_are_skipped_with_a_warning_or_refused_in_one_line(real_results, damage, command):
+    """Deleted, truncated, emptied or junk files in real run folders: `report` and `plot` still
+    answer for the rest (exit 0, one warning line per skipped run) or exit 2 with one line,
+    never a traceback."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(shutil.copytree(real_results, Path(scratch) / "tiny"))
+        for run, name, how, fraction, junk_bytes in damage:
+            path = folder / run / name
+            if how == "delete":
+                path.unlink(missing_ok=True)
+            elif path.exists():
+                data = path.read_bytes()
+                path.write_bytes({"truncate": data[: int(fraction * len(data))], "junk": junk_bytes,
+                                  "empty": b""}[how])
+        args = [command, str(folder)] + (["--out", str(Path(scratch) / "figures")] if command == "plot" else [])
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code in (0, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -180,3 +180,21 @@ def test_a_diverging_run_is_frozen_and_leaves_its_batch_mates_alone():
     without, _ = chunk_without(chunk_without(without)[0])
     for a, b in zip(jax.tree.leaves(without.params), jax.tree.leaves(states.params)):
         np.testing.assert_array_equal(a, b[:2])
+
+
+@pytest.mark.parametrize(
+    "cell, task, length, hidden, batch, remat",
+    [("lstm", "adding", 100, 64, 32, 0), ("rnn", "adding", 200, 128, 64, 0),
+     ("lstm", "adding", 400, 32, 16, 20), ("lstm", "copy", 30, 32, 16, 0)],
+)
+def test_memory_estimate_bounds_what_xla_allocates(cell, task, length, hidden, batch, remat):
+    """The up-front memory check's estimate is within [1×, 3×] of the temporary memory XLA's
+    compiler reserves for a training chunk and for an evaluation."""
+    trainer = tiny_trainer(cell, task, length, hidden=hidden, batch=batch, remat=remat,
+                           chunk_steps=5, eval_batch=256, probe_batch=32)
+    state = trainer.init_state(0, 1e-3)
+    estimate = trainer.memory_bytes()
+    for name, fn in (("training", trainer.chunk), ("evaluation", trainer.evaluate)):
+        analysis = jax.jit(fn).lower(state).compile().memory_analysis()
+        allocated = analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+        assert allocated <= estimate[name] + estimate["parameters"] <= 3 * allocated, name

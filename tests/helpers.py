@@ -1,0 +1,31 @@
+"""Comparing results folders, shared by the tests that check two ways of training agree."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def read_rows(folder: Path) -> list[dict]:
+    with open(folder / "metrics.csv") as file:
+        return list(csv.DictReader(file))
+
+
+def assert_same_results(a: Path, b: Path, runs: int) -> None:
+    """Both experiment folders hold the same `runs` runs with the same metrics (but for
+    wall_seconds), params and gradient profiles, bit for bit."""
+    names = sorted(p.name for p in a.iterdir() if p.is_dir())
+    assert names == sorted(p.name for p in b.iterdir() if p.is_dir()) and len(names) == runs
+    for run in names:
+        rows_a, rows_b = read_rows(a / run), read_rows(b / run)
+        for row in rows_a + rows_b:
+            del row["wall_seconds"]
+        assert rows_a == rows_b, run
+        for arrays in ("params.npz", "gradients.npz"):
+            with np.load(a / run / arrays) as x, np.load(b / run / arrays) as y:
+                assert sorted(x) == sorted(y)
+                for key in x:
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=f"{run}/{arrays}/{key}")

@@ -1,0 +1,67 @@
+"""The host loop: interrupted runs resume from their checkpoints exactly where they stopped."""
+
+import json
+
+import pytest
+
+from helpers import TINY, assert_same_results
+from lstm_vg import checkpoint, config, runner
+
+
+class StopAt:
+    """A progress display that raises KeyboardInterrupt (as Ctrl-C would) at one step of the
+    first batch, and records the step each batch's first chunk reached."""
+
+    def __init__(self, step: int | None = None):
+        self.step, self.first_steps, self.fresh = step, [], True
+
+    def start(self, label, total_steps, runs):
+        self.fresh = True
+
+    def advance(self, step, mean_train_loss):
+        if self.fresh:
+            self.first_steps.append(step)
+            self.fresh = False
+        if step == self.step:
+            raise KeyboardInterrupt
+
+    def stop(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder, _ = runner.run_experiment(config.load(TINY), tmp_path_factory.mktemp("whole"))
+    return folder
+
+
+@pytest.mark.parametrize("stop_at", [5, 10, 15])
+def test_resumed_runs_equal_uninterrupted_runs_bit_for_bit(uninterrupted, tmp_path, stop_at):
+    """Ctrl-C after a chunk between logs (5, 15) or right after a log (10), then resume: the
+    interrupted batch continues from its checkpoint, the batch never started starts, and every
+    run ends with the metrics, params and gradient profiles of an uninterrupted run."""
+    c = config.load(TINY)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(c, tmp_path, progress=StopAt(stop_at))
+    cut = tmp_path / "tiny"
+    interrupted = [p for p in cut.iterdir() if (p / checkpoint.FILE).exists()]
+    assert len(interrupted) == 2  # the first batch's two seeds
+    for run in interrupted:
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "interrupted" and summary["steps"] == stop_at // 10 * 10
+    progress = StopAt()
+    _, summaries = runner.run_experiment(c, tmp_path, progress=progress, resume=True)
+    assert progress.first_steps == [stop_at + 5, 5]  # resumed, then fresh
+    assert [s["status"] for s in summaries] == ["done"] * 4
+    assert not any((p / checkpoint.FILE).exists() for p in cut.iterdir())
+    assert_same_results(uninterrupted, cut, runs=4)
+
+
+def test_resume_keeps_finished_runs_untouched(uninterrupted, tmp_path):
+    c = config.load(TINY)
+    folder, _ = runner.run_experiment(c, tmp_path)
+    before = {p.name: (p / "summary.json").read_text() for p in folder.iterdir()}
+    progress = StopAt()
+    _, summaries = runner.run_experiment(c, tmp_path, progress=progress, resume=True)
+    assert summaries == [] and progress.first_steps == []
+    assert before == {p.name: (p / "summary.json").read_text() for p in folder.iterdir()}
