@@ -87,7 +87,8 @@ def decay_rate(norms: np.ndarray) -> float | None:
 
 
 def steps_in_past(norms: np.ndarray, floor: float = 1e-20) -> int:
-    """How many steps still receive an error signal: #t with ‖∂L/∂h_t‖² ≥ floor (Pascanu,
-    Mikolov & Bengio 2013's diagnostic, floor 1e-20)."""
+    """How many steps still receive an error signal: #t with ‖∂L/∂h_t‖² ≥ floor (the "steps in
+    the past" diagnostic, floor 1e-20, that issue 4 attributes to Pascanu, Mikolov & Bengio 2013;
+    see docs/reproductions.md, Sources)."""
     norms = np.asarray(norms, np.float64)
     return int(np.sum(np.isfinite(norms) & (norms**2 >= floor)))

@@ -165,18 +165,25 @@ def test_help_documents_every_command():
         assert option in run_help
 
 
+def signal_after_two_logs(args: list[str], metrics: Path, signum: int) -> tuple[int, str]:
+    """Start `python -m lstm_vg ARGS`, send it `signum` once `metrics` holds two logged rows;
+    (its exit code, its stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "lstm_vg", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
 def test_ctrl_c_keeps_what_was_logged_and_marks_runs_interrupted(tmp_path):
     long_run = tmp_path / "long.yaml"
     long_run.write_text(TINY.read_text().replace("steps: 20", "steps: 1000000").replace("name: tiny", "name: long"))
-    process = subprocess.Popen([sys.executable, "-m", "lstm_vg", "run", str(long_run), "--out", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "long" / "cell=rnn,seed=0" / "metrics.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    returncode, stderr = signal_after_two_logs(["run", str(long_run), "--out", str(tmp_path)], metrics, signal.SIGINT)
+    assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     for run in ("cell=rnn,seed=0", "cell=rnn,seed=1"):
         summary = json.loads((tmp_path / "long" / run / "summary.json").read_text())
@@ -192,15 +199,9 @@ def test_sigterm_keeps_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(tm
     mid = tmp_path / "mid.yaml"
     mid.write_text(TINY.read_text().replace("steps: 20", "steps: 600").replace("name: tiny", "name: mid"))
     args = ["run", str(mid), "--seeds", "1", "--out", str(tmp_path / "cut")]
-    process = subprocess.Popen([sys.executable, "-m", "lstm_vg", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "cut" / "mid" / "cell=rnn,seed=0" / "metrics.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
-        time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 143, stderr
+    returncode, stderr = signal_after_two_logs(args, metrics, signal.SIGTERM)
+    assert returncode == 143, stderr
     assert "Traceback" not in stderr
     assert f"continue with: lstm-vg {' '.join(args)} --resume" in " ".join(stderr.split())
     summary = json.loads((metrics.parent / "summary.json").read_text())
