@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shlex
 import signal
@@ -127,9 +128,36 @@ SPLIT_BATCH = typer.Option(False, "--split-batch",
                                 "each run's training batch (faster; equal to one device only to rounding).")
 
 
-def choose_devices(count: int | None, host_devices: int | None) -> list:
-    """The devices to split runs over: the first `count` of JAX's (after splitting the CPU
-    into `host_devices` devices, which must happen before JAX first computes anything)."""
+DISTRIBUTED = typer.Option(False, "--distributed",
+                           help="Join a multi-process run (jax.distributed; see docs/performance.md): "
+                                "each process trains its share of the runs on its own devices.")
+
+
+def start_distributed() -> None:
+    """jax.distributed.initialize from the environment: JAX_COORDINATOR_ADDRESS (host:port of
+    process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID; on a TPU pod, Slurm or Open MPI, JAX
+    detects what is not set."""
+    import jax
+
+    numbers = {}
+    for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        value = os.environ.get(name)
+        if value is not None and not value.isdigit():
+            raise UserError(f"--distributed: {name}={value!r}: expected a whole number")
+        numbers[name] = None if value is None else int(value)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # barriers between CPU hosts
+    try:
+        jax.distributed.initialize(num_processes=numbers["JAX_NUM_PROCESSES"],
+                                   process_id=numbers["JAX_PROCESS_ID"])
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise UserError(f"--distributed: {error}; set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES "
+                        f"and JAX_PROCESS_ID, or run under a TPU pod, Slurm or Open MPI") from None
+
+
+def choose_devices(count: int | None, host_devices: int | None, distributed: bool = False) -> list:
+    """The devices to split runs over: the first `count` of this process's (after splitting
+    the CPU into `host_devices` devices and joining a multi-process run, both of which must
+    happen before JAX first computes anything)."""
     import jax
 
     if host_devices is not None:
@@ -137,7 +165,9 @@ def choose_devices(count: int | None, host_devices: int | None) -> list:
             jax.config.update("jax_num_cpu_devices", host_devices)
         except RuntimeError as error:  # JAX's backends are already running (an in-process call)
             raise UserError(f"--host-devices: too late to split the CPU: {error}") from None
-    available = jax.devices()
+    if distributed:
+        start_distributed()
+    available = jax.local_devices()
     if count is not None and count > len(available):
         raise UserError(f"--devices {count}: only {len(available)} device(s) available "
                         f"({', '.join(map(str, available))}); on a CPU add --host-devices {count}")
@@ -158,6 +188,7 @@ def run(
     devices: Optional[int] = DEVICES,
     host_devices: Optional[int] = HOST_DEVICES,
     split_batch: bool = SPLIT_BATCH,
+    distributed: bool = DISTRIBUTED,
     dry_run: bool = typer.Option(False, "--dry-run", help="Check CONFIG and show the batches of runs "
                                  "and their memory estimates; train nothing."),
 ) -> None:
@@ -168,7 +199,7 @@ def run(
     again = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
     with user_errors(resume_hint=shlex.join(["lstm-vg", *again, "--resume"])):
         experiment = config.load(config_file, set_, seeds, steps)
-        chosen = choose_devices(devices, host_devices)
+        chosen = choose_devices(devices, host_devices, distributed)
         if dry_run:
             console.print(plan_table(runner.plan(experiment, chosen, split_batch)))
             return
@@ -263,12 +294,13 @@ def reproduce(
     devices: Optional[int] = DEVICES,
     host_devices: Optional[int] = HOST_DEVICES,
     split_batch: bool = SPLIT_BATCH,
+    distributed: bool = DISTRIBUTED,
 ) -> None:
     """Run what EXPERIMENT needs that is not yet run (finished runs are reused), then check its
     claims: a table of claim, measured value and verdict; exit 1 if a claim fails."""
     with user_errors(resume_hint=shlex.join(["lstm-vg", *sys.argv[1:]])):
         experiment = experiments.load(experiment_file)
-        chosen = choose_devices(devices, host_devices)
+        chosen = choose_devices(devices, host_devices, distributed)
         folder, verdicts, warnings = experiments.reproduce(experiment, out, RichProgress(console),
                                                            chosen, split_batch)
     for warning in warnings:

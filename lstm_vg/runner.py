@@ -15,7 +15,9 @@ they are measured on the probe batch).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Protocol
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from lstm_vg import cells, checkpoint, config, runs, tasks, train
 from lstm_vg.config import Config, Run
@@ -174,12 +177,20 @@ class RunLog:
         return summary
 
 
+def window_mean(window: list[dict], name: str) -> np.ndarray:
+    """Per run, the mean of a chunk metric over the window (chunks × K steps). math.fsum rounds
+    once, so the number does not depend on how many runs share the batch (numpy's pairwise
+    summation over a (chunks, runs, K) array groups the terms by its shape)."""
+    values = np.stack([w[name] for w in window], axis=1).reshape(len(window[0][name]), -1)
+    return np.array([math.fsum(v.tolist()) / v.size if np.isfinite(v).all() else np.mean(v)
+                     for v in values])
+
+
 def logged_rows(step: int, logged: dict, window: list[dict], wall_seconds: float, carry_names):
     """Per run (row, {"h_norms": (T',), …}) from a batched `evaluate` result and the chunk
     metrics since the previous log (their means; the probe batch's at step 0)."""
     if window:
-        train_loss = np.mean([w["loss"] for w in window], axis=(0, 2))
-        grad_norm = np.mean([w["grad_norm"] for w in window], axis=(0, 2))
+        train_loss, grad_norm = window_mean(window, "loss"), window_mean(window, "grad_norm")
     else:
         train_loss, grad_norm = logged["probe_loss"], logged["probe_grad_norm"]
     for r in range(len(train_loss)):
@@ -289,13 +300,31 @@ def run_experiment(c: Config, out: Path, overwrite: bool = False, progress: Prog
     kept, unfinished ones with a checkpoint continue from it, the rest start. Each batch's runs
     are split over `devices` (see `layout`). One process at a time writes a folder (`runs.lock`)."""
     plan(c, devices, split_batch)
-    with runs.lock(Path(out), c.name):
-        folder = runs.prepare_experiment(Path(out), c.name, overwrite, resume)
+    leader = jax.process_index() == 0
+    with runs.lock(Path(out), c.name) if leader else contextlib.nullcontext():
+        if leader:  # the others wait: with --overwrite the leader empties the folder first
+            runs.prepare_experiment(Path(out), c.name, overwrite, resume)
+        barrier(f"{c.name}: prepared")
+        folder = Path(out) / c.name
         todo = [r for r in config.expand(c) if not (resume and runs.is_finished(folder / r.name, r))]
         resumed = {r.name: step for r in todo if resume and (step := resumable(folder / r.name, r)) is not None}
         summaries = []
         for group in batches(todo, resumed):
             with jax.enable_x64(group[0].config.train.dtype == "float64"):
-                summaries += train_batch(group, folder, progress or Quiet(), devices, split_batch,
-                                         resume=group[0].name in resumed)
+                if mine := share(group):
+                    summaries += train_batch(mine, folder, progress or Quiet(), devices, split_batch,
+                                             resume=group[0].name in resumed)
+        barrier(f"{c.name}: trained")  # the leader holds the lock until every process is done
     return folder, summaries
+
+
+def share(group: list[Run]) -> list[Run]:
+    """This process's runs of a batch: all of them, or in a multi-process run (`jax.distributed`)
+    every P-th, so that P processes train a sweep's runs side by side, each on its own devices."""
+    return group[jax.process_index()::jax.process_count()]
+
+
+def barrier(name: str) -> None:
+    """Wait until every process of a multi-process run has come here."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import time
 import subprocess
 import sys
@@ -258,6 +259,32 @@ def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
     assert json.loads((one / "cell=lstm,seed=0" / "meta.json").read_text())["devices"] == 1
     assert_same_results(one, split, runs=6)
     assert_same_results(one, forced, runs=6)
+
+
+def test_two_processes_share_a_sweep_and_give_the_results_of_one(tmp_path):
+    """`--distributed` with two local processes (jax.distributed over localhost, as on two
+    hosts): each trains its share of every batch (seeds 0 and 2, seed 1), and together they
+    write bit for bit the results of one process."""
+    one = run_tiny_in_subprocess(tmp_path / "one")
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "lstm_vg", "run", TINY, "--seeds", "3", "--out",
+                          str(tmp_path / "two"), "--distributed"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env=os.environ | {"JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+                                           "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(rank)})
+        for rank in (0, 1)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    two = tmp_path / "two" / "tiny"
+    shares = {run: json.loads((two / run / "meta.json").read_text())["runs_in_batch"]
+              for run in ("cell=lstm,seed=0", "cell=lstm,seed=1", "cell=lstm,seed=2")}
+    assert shares == {"cell=lstm,seed=0": 2, "cell=lstm,seed=1": 1, "cell=lstm,seed=2": 2}
+    assert_same_results(one, two, runs=6)
 
 
 @pytest.mark.parametrize("task", ["adding", "copy"])
