@@ -101,17 +101,20 @@ def unblock(tree, length: int):
 
 
 def states_forward(cell: Cell, scan_unroll: int, remat: int, cell_params, xs, perturbations):
-    w_h, z_x = cell_params["w_h"], input_projection(cell_params, xs)
+    w_h = cell_params["w_h"]
     if not remat:
+        z_x = input_projection(cell_params, xs)
         saved = forward_scan(cell, w_h, z_x, perturbations, scan_unroll, save=True)[1]
         return saved["h"], (cell_params, xs, perturbations, saved)
 
-    def block(carry, inputs):  # one block of steps; keep only its first carry
-        end, hs = forward_scan(cell, w_h, *inputs, scan_unroll, save=False, carry=carry)
+    def block(carry, inputs):  # one block of steps from its inputs; keep only its first carry
+        xs_k, delta_k = inputs
+        z_x_k = input_projection(cell_params, xs_k)
+        end, hs = forward_scan(cell, w_h, z_x_k, delta_k, scan_unroll, save=False, carry=carry)
         return end, (carry, hs)
 
     zero = cell.initial_carry(xs.shape[1], w_h.shape[0], xs.dtype)
-    _, (starts, hs) = jax.lax.scan(block, zero, (blocks(z_x, remat), blocks(perturbations, remat)))
+    _, (starts, hs) = jax.lax.scan(block, zero, (blocks(xs, remat), blocks(perturbations, remat)))
     return unblock(hs, xs.shape[0]), (cell_params, xs, perturbations, starts)
 
 
@@ -134,6 +137,14 @@ def reverse(cell: Cell, w_h, saved, start: Carry, d_hs, d_carry: Carry, with_sta
     return d_carry, d_z, d_states, d_w_h
 
 
+def input_gradients(cell_params: dict, xs, d_z) -> tuple[dict, jax.Array]:
+    """The input projection's backward pass over a stretch of steps: ({"w_x": Σ_t x_tᵀ ∂L/∂z_t,
+    "b": Σ_t ∂L/∂z_t}, ∂L/∂x_t)."""
+    highest = jax.lax.Precision.HIGHEST
+    d_params = {"w_x": jnp.einsum("tbi,tbg->ig", xs, d_z, precision=highest), "b": jnp.sum(d_z, axis=(0, 1))}
+    return d_params, jnp.einsum("tbg,ig->tbi", d_z, cell_params["w_x"], precision=highest)
+
+
 def states_backward(cell: Cell, scan_unroll: int, remat: int, residuals, d_hs: jax.Array):
     cell_params, xs, perturbations, saved = residuals
     w_h, with_states = cell_params["w_h"], perturbations is not None
@@ -141,29 +152,26 @@ def states_backward(cell: Cell, scan_unroll: int, remat: int, residuals, d_hs: j
     zero = cell.initial_carry(B, H, d_hs.dtype)
     if not remat:
         _, d_z, d_states, d_w_h = reverse(cell, w_h, saved, zero, d_hs, zero, with_states, scan_unroll)
-    else:
-        z_x = input_projection(cell_params, xs)
+        d_params, d_xs = input_gradients(cell_params, xs, d_z)
+        return d_params | {"w_h": d_w_h}, d_xs, d_states
 
-        def block(carry, inputs):  # recompute one block's forward pass, then reverse it
-            d_carry, d_w_h = carry
-            z_x_k, delta_k, start_k, d_hs_k = inputs
-            saved_k = forward_scan(cell, w_h, z_x_k, delta_k, scan_unroll, save=True, carry=start_k)[1]
-            d_carry, d_z, d_states, d_w = reverse(
-                cell, w_h, saved_k, start_k, d_hs_k, d_carry, with_states, scan_unroll
-            )
-            return (d_carry, d_w_h + d_w), (d_z, d_states)
+    def block(carry, inputs):  # recompute one block's forward pass, reverse it, sum its gradients
+        d_carry, d_params = carry
+        xs_k, delta_k, start_k, d_hs_k = inputs
+        z_x_k = input_projection(cell_params, xs_k)
+        saved_k = forward_scan(cell, w_h, z_x_k, delta_k, scan_unroll, save=True, carry=start_k)[1]
+        d_carry, d_z, d_states, d_w_h = reverse(
+            cell, w_h, saved_k, start_k, d_hs_k, d_carry, with_states, scan_unroll
+        )
+        d_block, d_xs = input_gradients(cell_params, xs_k, d_z)
+        d_params = jax.tree.map(jnp.add, d_params, d_block | {"w_h": d_w_h})
+        return (d_carry, d_params), (d_xs, d_states)
 
-        inputs = (blocks(z_x, remat), blocks(perturbations, remat), saved, blocks(d_hs, remat))
-        (_, d_w_h), (d_z, d_states) = jax.lax.scan(block, (zero, jnp.zeros_like(w_h)), inputs, reverse=True)
-        d_z, d_states = unblock((d_z, d_states), T)
-    highest = jax.lax.Precision.HIGHEST
-    d_params = {
-        "w_x": jnp.einsum("tbi,tbg->ig", xs, d_z, precision=highest),
-        "w_h": d_w_h,
-        "b": jnp.sum(d_z, axis=(0, 1)),
-    }
-    d_xs = jnp.einsum("tbg,ig->tbi", d_z, cell_params["w_x"], precision=highest)
-    return d_params, d_xs, d_states
+    # Only O(T·I) inputs and the block-start carries live across the loop; ∂L/∂z stays per block.
+    d_params = jax.tree.map(jnp.zeros_like, cell_params)
+    inputs = (blocks(xs, remat), blocks(perturbations, remat), saved, blocks(d_hs, remat))
+    (_, d_params), (d_xs, d_states) = jax.lax.scan(block, (zero, d_params), inputs, reverse=True)
+    return d_params, *unblock((d_xs, d_states), T)
 
 
 states.defvjp(states_forward, states_backward)

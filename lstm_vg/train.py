@@ -102,17 +102,18 @@ class Trainer:
         I, O = self.task.input_size, self.task.output_size
         params = (I + H + 1) * G * H + (H + 1) * O
 
-        def backward(batch):  # z_x, saved gates, ∂L/∂z; saved and previous carry, ∂L/∂carry, δ
+        def backward(batch, probed):  # z_x, saved gates, ∂L/∂z; carries, ∂L/∂carry, δ
             per_step = (3 * G + 4 * C) * H + I + O
             if not self.remat:
                 return T * batch * per_step
-            kept = (2 * G + 2 * C + 1) * H + I + O  # z_x, ∂L/∂z, δ, ∂L/∂carry, h: every step
+            # every step still: h and ∂L/∂h, x and ∂L/∂x, and for the probe δ and ∂L/∂carry
+            kept = (2 + 2 * C * probed) * H + 2 * I + O
             return batch * (T * kept + -(-T // self.remat) * C * H + self.remat * per_step)
 
         # the eval batch's forward pass holds z_x and a copy of it, and the h_t
-        evaluation = T * self.eval_batch * (2 * G + 2) * H + backward(self.probe_batch)
+        evaluation = T * self.eval_batch * (2 * G + 2) * H + backward(self.probe_batch, True)
         return {"parameters": 5 * params * size,
-                "training": backward(self.batch // self.batch_shards) * size,
+                "training": backward(self.batch // self.batch_shards, False) * size,
                 "evaluation": evaluation * size}
 
     def tx(self, learning_rate: float = 1e-3):
