@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lstm_vg import tasks
+from lstm_vg import config as config_schema, tasks
 from lstm_vg.errors import UserError
 from lstm_vg.runs import METRIC_FIELDS, flatten
 
@@ -237,10 +237,20 @@ def read_norms(path: Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
+def read_config(path: Path) -> dict:
+    """config.yaml with the schema's defaults filled in, so a key added to lstm-vg after the run
+    was written reads as its default (not as a swept key); as written if the schema refuses it."""
+    raw = read_yaml(path)
+    try:
+        return config_schema.from_mapping(raw, str(path)).to_dict() if raw else raw
+    except UserError:
+        return raw
+
+
 def load_run(folder: Path) -> RunResult:
     """A run folder's summary.json, config.yaml, metrics.csv and gradients.npz."""
     summary = read_json(folder / "summary.json")
-    config = read_yaml(folder / "config.yaml")
+    config = read_config(folder / "config.yaml")
     if summary is None and not config:
         raise UserError(f"{folder}: neither summary.json nor config.yaml; cannot tell what was trained")
     return RunResult(folder, summary, config, read_metrics(folder / "metrics.csv"),

@@ -262,3 +262,14 @@ def test_damaged_results_are_skipped_with_a_warning_or_refused_in_one_line(real_
     assert "Traceback" not in result.output
     if result.exit_code == 2:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_config_key_added_since_an_old_run_was_written_is_not_a_swept_key(tree):
+    """Runs written before a key existed (no `train.remat` in their config.yaml) group with new
+    runs that store its default: the reader fills in the schema's defaults."""
+    old = tree / "single" / "cell=rnn,seed=0" / "config.yaml"
+    raw = yaml.safe_load(old.read_text())
+    raw["train"]["remat"] = 0
+    old.write_text(yaml.safe_dump(raw))
+    experiments, _ = results.load(tree / "single")
+    assert results.swept_keys(experiments[0].runs) == ("model.cell",)
