@@ -25,6 +25,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--length", type=int, help="override the workload's T")
     parser.add_argument("--remat", type=int, default=0, help="train.remat block length")
     parser.add_argument("--split-batch", action="store_true", help="as `lstm-vg run --split-batch`")
+    parser.add_argument("--vectorize", action="store_true", help="vmap a device's runs (CPU: lax.map)")
     return parser.parse_args()
 
 
@@ -64,7 +65,7 @@ def main() -> None:
     )
     states = train.stack([trainer.init_state(seed, 1e-3) for seed in range(w.seeds)])
     sharding = train.runs_sharding(devices, shards) if len(devices) > 1 else None
-    chunk, _ = train.compile_batched(trainer, sharding)
+    chunk, _ = train.compile_batched(trainer, sharding, vectorize=args.vectorize or None)
     if sharding is not None:
         states = jax.device_put(train.pad_runs(states, len(devices) // shards), sharding)
     start = time.perf_counter()

@@ -15,9 +15,9 @@ LSTM (gate order i, f, g, o — the layout PyTorch and Flax use)::
 A cell's carry is a dict of (B, H) arrays: {"h"} for the RNN, {"h", "c"} for the LSTM. Its keys
 name the per-timestep gradient norms the tool logs (``h_norms``, ``c_norms``).
 
-The input projection x_t @ w_x + b does not depend on the recurrence, so `model.unroll` computes
-it for all t in one matmul and the scan only runs `Cell.recur` on the result; `Cell.step` is the
-textbook one-step form of the same equations.
+`Cell.recur` runs one step from z_x = x_t @ w_x + b (the input projection does not depend on the
+recurrence: `model.forward_scan` computes it inside the step for narrow inputs, or for all t in
+one matmul before the loop for wide ones); `Cell.step` is the textbook one-step form.
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ def rnn_forward(w_h: jax.Array, carry: Carry, z_x: jax.Array, delta: Carry | Non
     return {"h": perturb(y, delta, "h")}, ({} if delta is None else {"y": y})
 
 
-def rnn_backward(w_h: jax.Array, saved: dict, previous: Carry, d_carry: Carry):
-    """One reverse step. d_carry = {"h": ∂L/∂h_t} in full → (∂L/∂carry_{t-1} through this step,
-    ∂L/∂z_t, the state gradients {"h": ∂L/∂h_t})."""
-    y = saved.get("y", saved["h"])
+def rnn_backward(w_h: jax.Array, extras: dict, previous: Carry, after: Carry, d_carry: Carry):
+    """One reverse step from carry_{t-1} (`previous`) to carry_t (`after`). d_carry = {"h": ∂L/∂h_t}
+    in full → (∂L/∂carry_{t-1} through this step, ∂L/∂z_t, the state gradients {"h": ∂L/∂h_t})."""
+    y = extras.get("y", after["h"])
     d_z = d_carry["h"] * (1 - y * y)
     return {"h": matmul_transposed(d_z, w_h)}, d_z, d_carry
 
@@ -128,15 +128,15 @@ def lstm_forward(
 
 
 def lstm_backward(
-    w_h: jax.Array, saved: dict, previous: Carry, d_carry: Carry, forget_gate: bool = True
+    w_h: jax.Array, extras: dict, previous: Carry, after: Carry, d_carry: Carry, forget_gate: bool = True
 ):
-    """One reverse step, from the gate activations and c_t saved by `lstm_forward`.
+    """One reverse step, from the gate activations saved by `lstm_forward`, c_{t-1} and c_t.
 
     d_carry = {"h": ∂L/∂h_t in full, "c": ∂L/∂c_t through c_{t+1} only} → (∂L/∂carry_{t-1}
     through this step, ∂L/∂z_t: (B, 4H), the state gradients {"h", "c"} with ∂L/∂c_t in full).
     The four gate derivatives are one pass over (B, 4H): act'(z) = s² − (act(z) − u)².
     """
-    a, c = saved["a"], saved["c"]
+    a, c = extras["a"], after["c"]
     i, f, g, o = jnp.split(a, 4, axis=-1)
     tanh_c = jnp.tanh(c)
     d_h = d_carry["h"]
@@ -188,7 +188,7 @@ class Cell:
     carry_names: tuple[str, ...]
     recur: Callable[..., Carry]  # (params, carry, z_x, delta=None) → carry
     forward: Callable  # (w_h, carry, z_x, delta=None) → (carry, saved extras); see model.states
-    backward: Callable  # (w_h, saved_t, carry_{t-1}, d_carry) → (d_carry_{t-1}, d_z_t, d_states_t)
+    backward: Callable  # (w_h, extras_t, carry_{t-1}, carry_t, d_carry) → (d_carry_{t-1}, d_z_t, d_states_t)
     bias: Callable[..., jax.Array]  # (key, H, dtype, **bias options) → (G·H,)
 
     def init(

@@ -102,16 +102,23 @@ class Trainer:
         I, O = self.task.input_size, self.task.output_size
         params = (I + H + 1) * G * H + (H + 1) * O
 
-        def backward(batch, probed):  # z_x, saved gates, ∂L/∂z; carries, ∂L/∂carry, δ
-            per_step = (3 * G + 4 * C) * H + I + O
+        wide = I > model.NARROW_INPUT  # then z_x is computed for all steps before the scan
+        # per step, the inputs, and when the task reads every step the h_t, outputs and their
+        # gradients
+        inputs = 2 * I + (G * H if wide else 0)
+        outputs = 2 * (H + O) if self.task.reads_every_step else 0
+
+        def backward(batch, probed):
+            # saved: carry_{t-1}, the cell's extras (at most G·H: the LSTM's gates), ∂L/∂z_t;
+            # for the probe also δ_t and ∂L/∂carry_t; C·H more as a margin
+            per_step = (2 * C + 2 * G + 2 * C * probed) * H + inputs + outputs
             if not self.remat:
                 return T * batch * per_step
             # every step still: h and ∂L/∂h, x and ∂L/∂x, and for the probe δ and ∂L/∂carry
-            kept = (2 + 2 * C * probed) * H + 2 * I + O
+            kept = (2 + 2 * C * probed) * H + inputs + O
             return batch * (T * kept + -(-T // self.remat) * C * H + self.remat * per_step)
 
-        # the eval batch's forward pass holds z_x and a copy of it, and the h_t
-        evaluation = T * self.eval_batch * (2 * G + 2) * H + backward(self.probe_batch, True)
+        evaluation = T * self.eval_batch * (inputs + outputs) + backward(self.probe_batch, True)
         return {"parameters": 5 * params * size,
                 "training": backward(self.batch // self.batch_shards, False) * size,
                 "evaluation": evaluation * size}

@@ -187,20 +187,30 @@ def test_grad_ratio_is_none_when_last_is_zero_or_not_finite(last):
 
 
 def autodiff_states(cell: cells.Cell, cell_params, xs, perturbations):
-    """model.states without its hand-written backward: JAX differentiates the forward scan."""
-    z_x = model.input_projection(cell_params, xs)
-    return model.forward_scan(cell, cell_params["w_h"], z_x, perturbations, 1, save=False)[1]
+    """model.states without its hand-written backward: JAX differentiates a plain scan of the
+    textbook step (`Cell.step`)."""
+
+    def step(carry, inputs):
+        x_t, delta_t = inputs
+        return cell.step(cell_params, carry, x_t, delta_t)
+
+    carry = cell.initial_carry(xs.shape[1], cell_params["w_h"].shape[0], xs.dtype)
+    return jax.lax.scan(step, carry, (xs, perturbations))[1]
 
 
 @pytest.mark.parametrize("cell", [cells.RNN, cells.LSTM, cells.get("lstm", forget_gate=False)],
                          ids=["rnn", "lstm", "lstm-without-forget-gate"])
 @pytest.mark.parametrize("perturbed", [False, True], ids=["", "perturbed"])
-@pytest.mark.parametrize("remat", [0, 1, 3, 7], ids=lambda k: f"remat={k}")
-def test_hand_written_backward_equals_autodiff_of_the_forward_scan(cell, perturbed, remat):
+@pytest.mark.parametrize("remat, all_steps, I", [
+    (0, True, 2), (1, True, 2), (3, True, 2), (7, True, 2), (0, False, 2), (3, False, 2),
+    (0, True, model.NARROW_INPUT + 1), (3, False, model.NARROW_INPUT + 1),
+], ids=lambda v: str(v))
+def test_hand_written_backward_equals_autodiff_of_the_forward_scan(cell, perturbed, remat, all_steps, I):
     """Every cotangent of model.states (params, inputs and, with nonzero perturbations, each
-    state) against jax.vjp of the plain scan, in float64, for an arbitrary cotangent of all h_t;
-    with remat blocks of 1, 3 (T = 7 is not a multiple: zero padding) and 7 steps."""
-    T, B, H, I = 7, 3, HIDDEN, 2
+    state) against jax.vjp of the plain scan, in float64, for an arbitrary cotangent of all h_t
+    or of h_T alone (`all_steps`); with remat blocks of 1, 3 (T = 7 is not a multiple: zero
+    padding) and 7 steps; inputs projected inside the scan (I = 2) and before it (I > NARROW_INPUT)."""
+    T, B, H = 7, 3, HIDDEN
     rng = np.random.default_rng(1)
     normal = lambda *shape: jnp.asarray(rng.standard_normal(shape))  # noqa: E731
     with jax.enable_x64(True):
@@ -208,8 +218,10 @@ def test_hand_written_backward_equals_autodiff_of_the_forward_scan(cell, perturb
                   "b": normal(cell.gates * H)}
         xs, d_hs = normal(T, B, I), normal(T, B, H)
         deltas = {n: 0.1 * normal(T, B, H) for n in cell.carry_names} if perturbed else None
-        ours_hs, ours_vjp = jax.vjp(partial(model.states, cell, 1, remat), params, xs, deltas)
-        hs, reference_vjp = jax.vjp(partial(autodiff_states, cell), params, xs, deltas)
+        ours_hs, ours_vjp = jax.vjp(partial(model.states, cell, 1, remat, all_steps), params, xs, deltas)
+        last = (lambda hs: hs) if all_steps else (lambda hs: hs[-1])
+        hs, reference_vjp = jax.vjp(lambda *args: last(autodiff_states(cell, *args)), params, xs, deltas)
+        d_hs = d_hs if all_steps else d_hs[-1]
         np.testing.assert_array_equal(ours_hs, hs)
         ours, reference = ours_vjp(d_hs), reference_vjp(d_hs)
     assert jax.tree.structure(ours) == jax.tree.structure(reference)
