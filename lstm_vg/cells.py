@@ -76,25 +76,30 @@ def matmul_transposed(a: jax.Array, b: jax.Array) -> jax.Array:
     return jax.lax.dot_general(a, b, (((1,), (1,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
 
 
-def rnn_forward(w_h: jax.Array, carry: Carry, z_x: jax.Array, delta: Carry | None = None):
-    """h_t = tanh(z_x + h_{t-1} @ w_h), z_x = x_t @ w_x + b precomputed: (B, H).
+def rnn_forward(carry: Carry, z: jax.Array, delta: Carry | None = None):
+    """h_t = tanh(z) from the pre-activation z = x_t @ w_x + h_{t-1} @ w_h + b: (B, H).
 
     Returns (carry_t, what `rnn_backward` needs besides the carries: tanh's output, when a
     perturbation makes it differ from h_t)."""
-    y = jnp.tanh(z_x + matmul(carry["h"], w_h))
+    y = jnp.tanh(z)
     return {"h": perturb(y, delta, "h")}, ({} if delta is None else {"y": y})
 
 
 def rnn_backward(w_h: jax.Array, extras: dict, previous: Carry, after: Carry, d_carry: Carry):
-    """One reverse step from carry_{t-1} (`previous`) to carry_t (`after`). d_carry = {"h": ∂L/∂h_t}
-    in full → (∂L/∂carry_{t-1} through this step, ∂L/∂z_t, the state gradients {"h": ∂L/∂h_t})."""
+    """One reverse step from carry_{t-1} (`previous`, all but h) to carry_t (`after`). d_carry =
+    {"h": ∂L/∂h_t} in full → (∂L/∂carry_{t-1} through this step, ∂L/∂z_t, the state gradients {"h": ∂L/∂h_t})."""
     y = extras.get("y", after["h"])
     d_z = d_carry["h"] * (1 - y * y)
     return {"h": matmul_transposed(d_z, w_h)}, d_z, d_carry
 
 
+def pre_activation(params: Params, carry: Carry, z_x: jax.Array) -> jax.Array:
+    """z = z_x + h_{t-1} @ w_h: (B, G·H), from z_x = x_t @ w_x + b."""
+    return z_x + matmul(carry["h"], params["w_h"])
+
+
 def rnn_recur(params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None) -> Carry:
-    return rnn_forward(params["w_h"], carry, z_x, delta)[0]
+    return rnn_forward(carry, pre_activation(params, carry, z_x), delta)[0]
 
 
 def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -108,19 +113,16 @@ def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
     return scale, shift
 
 
-def lstm_forward(
-    w_h: jax.Array, carry: Carry, z_x: jax.Array, delta: Carry | None = None, forget_gate: bool = True
-):
-    """One LSTM step from z_x = x_t @ w_x + b: (B, 4H) → (carry {"h", "c"} of (B, H), the gate
-    activations {"a": (B, 4H)} that `lstm_backward` needs).
+def lstm_forward(carry: Carry, z: jax.Array, delta: Carry | None = None, forget_gate: bool = True):
+    """One LSTM step from the pre-activation z = x_t @ w_x + h_{t-1} @ w_h + b: (B, 4H) →
+    (carry {"h", "c"} of (B, H), the gate activations {"a": (B, 4H)} that `lstm_backward` needs).
 
     Without the forget gate (Hochreiter & Schmidhuber's 1997 form) f ≡ 1: c_t = c_{t-1} + i·g;
     the f block of the weights is kept (the layout stays the same) but unused. δ_c is added to
     c_t before h_t = o·tanh(c_t) reads it, so ∂L/∂δ_c counts both paths out of c_t.
     """
-    h, c = carry["h"], carry["c"]
-    z = z_x + matmul(h, w_h)
-    scale, shift = lstm_gate_constants(h.shape[-1], z.dtype)
+    c = carry["c"]
+    scale, shift = lstm_gate_constants(c.shape[-1], z.dtype)
     a = scale * jnp.tanh(scale * z) + shift
     i, f, g, o = jnp.split(a, 4, axis=-1)
     c = perturb((f * c if forget_gate else c) + i * g, delta, "c")
@@ -130,7 +132,8 @@ def lstm_forward(
 def lstm_backward(
     w_h: jax.Array, extras: dict, previous: Carry, after: Carry, d_carry: Carry, forget_gate: bool = True
 ):
-    """One reverse step, from the gate activations saved by `lstm_forward`, c_{t-1} and c_t.
+    """One reverse step, from the gate activations saved by `lstm_forward`, c_{t-1} (in
+    `previous`) and c_t (in `after`).
 
     d_carry = {"h": ∂L/∂h_t in full, "c": ∂L/∂c_t through c_{t+1} only} → (∂L/∂carry_{t-1}
     through this step, ∂L/∂z_t: (B, 4H), the state gradients {"h", "c"} with ∂L/∂c_t in full).
@@ -152,7 +155,7 @@ def lstm_backward(
 def lstm_recur(
     params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None, forget_gate: bool = True
 ) -> Carry:
-    return lstm_forward(params["w_h"], carry, z_x, delta, forget_gate)[0]
+    return lstm_forward(carry, pre_activation(params, carry, z_x), delta, forget_gate)[0]
 
 
 def without_forget_gate(cell: "Cell") -> "Cell":
@@ -187,7 +190,7 @@ class Cell:
     gates: int  # G: number of H-blocks in the pre-activation (1 for the RNN, 4 for the LSTM)
     carry_names: tuple[str, ...]
     recur: Callable[..., Carry]  # (params, carry, z_x, delta=None) → carry
-    forward: Callable  # (w_h, carry, z_x, delta=None) → (carry, saved extras); see model.states
+    forward: Callable  # (carry_{t-1}, z_t, delta=None) → (carry_t, saved extras); see model.states
     backward: Callable  # (w_h, extras_t, carry_{t-1}, carry_t, d_carry) → (d_carry_{t-1}, d_z_t, d_states_t)
     bias: Callable[..., jax.Array]  # (key, H, dtype, **bias options) → (G·H,)
 

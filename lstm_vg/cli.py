@@ -122,7 +122,7 @@ def plan_table(batches: list[dict]) -> Table:
 DEVICES = typer.Option(None, "--devices", min=1, metavar="N",
                        help="Split each batch's runs over the first N devices [default: all].")
 HOST_DEVICES = typer.Option(None, "--host-devices", min=1, metavar="N",
-                            help="CPU only: make the CPU N devices (e.g. one per core) first.")
+                            help="CPU only: make the CPU N devices first [default: one per core].")
 SPLIT_BATCH = typer.Option(False, "--split-batch",
                            help="Devices left over when a batch has fewer runs than devices split "
                                 "each run's training batch (faster; equal to one device only to rounding).")
@@ -154,16 +154,26 @@ def start_distributed() -> None:
                         f"and JAX_PROCESS_ID, or run under a TPU pod, Slurm or Open MPI") from None
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def choose_devices(count: int | None, host_devices: int | None, distributed: bool = False) -> list:
     """The devices to split runs over: the first `count` of this process's (after splitting
-    the CPU into `host_devices` devices and joining a multi-process run, both of which must
-    happen before JAX first computes anything)."""
+    the CPU into `host_devices` devices, by default one per core, and joining a multi-process
+    run, both of which must happen before JAX first computes anything). On a CPU one device per
+    core trains one run per core at once: small matmuls gain little from a second thread."""
     import jax
 
-    if host_devices is not None:
-        try:
-            jax.config.update("jax_num_cpu_devices", host_devices)
-        except RuntimeError as error:  # JAX's backends are already running (an in-process call)
+    # one per core unless the user split the CPU already (JAX_NUM_CPU_DEVICES or XLA_FLAGS)
+    chosen_by_user = (jax.config.jax_num_cpu_devices >= 0
+                      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""))
+    try:
+        if host_devices is not None or not chosen_by_user:
+            jax.config.update("jax_num_cpu_devices", host_devices or cpu_cores())
+    except RuntimeError as error:  # JAX's backends are already running (an in-process call)
+        if host_devices is not None:
             raise UserError(f"--host-devices: too late to split the CPU: {error}") from None
     if distributed:
         start_distributed()

@@ -52,10 +52,10 @@ def unroll(
     return states(cell, scan_unroll, remat, all_steps, params["cell"], xs, perturbations)
 
 
-# Inputs this narrow are projected inside the scan, one small matmul per step: that beats one
-# (T·B, I) @ (I, G·H) matmul before the loop, which writes z_x for every step to memory only for
-# the loop to read it back (measured on a 2-core CPU at B=64, H=128: 10 % faster forward pass at
-# I = 2 and 10, even at 32, 15 % slower at 128; docs/performance.md).
+# Inputs this narrow are projected inside the scan: z_t = [h_{t-1}, x_t, 1] @ [w_h; w_x; b] is
+# one matmul per step. That beats one (T·B, I) @ (I, G·H) matmul before the loop, which writes z_x
+# for every step to memory only for the loop to read it back (measured on a 2-core CPU at B=64,
+# H=128: the forward pass about 10 % faster at I = 2 and 10, even at 32, 15 % slower at 128).
 NARROW_INPUT = 16
 
 
@@ -64,25 +64,36 @@ def input_projection(cell_params: dict, xs: jax.Array) -> jax.Array:
     return matmul(xs, cell_params["w_x"]) + cell_params["b"]
 
 
+def stacked_weights(cell_params: dict) -> jax.Array:
+    """[w_h; w_x; b]: (H + I + 1, G·H), the weights of z_t = [h_{t-1}, x_t, 1] @ [w_h; w_x; b]."""
+    return jnp.concatenate([cell_params["w_h"], cell_params["w_x"], cell_params["b"][None]])
+
+
 def forward_scan(cell: Cell, cell_params: dict, xs, perturbations, scan_unroll: int, save: bool,
                  emit_h: bool = True, carry=None):
     """Run the recurrence over xs: (T, B, I) from `carry` (zero by default) → (the last carry,
-    per step: {"h": h_t} when `emit_h`, and with `save` what `cell.backward` needs besides
-    carry_t: {"previous": carry_{t-1}, "extras": the cell's extras})."""
+    per step: {"h": h_t} when `emit_h`, and with `save` what the backward pass needs besides
+    carry_t: {"u": u_t = [h_{t-1}, x_t, 1] (B, H + I + 1), "previous": carry_{t-1} but h,
+    "extras": the cell's extras})."""
     T, B, I = xs.shape
-    w_h = cell_params["w_h"]
     narrow = I <= NARROW_INPUT
-    inputs = xs if narrow else input_projection(cell_params, xs)
+    weights = stacked_weights(cell_params) if narrow else None
+    z_x = None if narrow else input_projection(cell_params, xs)
+    ones = jnp.ones((B, 1), xs.dtype)
 
-    def body(carry, inputs_t):
-        u_t, delta_t = inputs_t
-        z_x_t = input_projection(cell_params, u_t) if narrow else u_t
-        after, extras = cell.forward(w_h, carry, z_x_t, delta_t)
+    def body(carry, inputs):
+        x_t, z_x_t, delta_t = inputs
+        u_t = jnp.concatenate([carry["h"], x_t, ones], axis=1)
+        z_t = matmul(u_t, weights) if narrow else z_x_t + matmul(carry["h"], cell_params["w_h"])
+        after, extras = cell.forward(carry, z_t, delta_t)
         out = {"h": after["h"]} if emit_h else {}
-        return after, (out | {"previous": carry, "extras": extras} if save else out)
+        if save:
+            out |= {"u": u_t, "previous": {n: carry[n] for n in carry if n != "h"}, "extras": extras}
+        return after, out
 
-    carry = cell.initial_carry(B, w_h.shape[0], xs.dtype) if carry is None else carry
-    return jax.lax.scan(body, carry, (inputs, perturbations), unroll=scan_unroll)
+    hidden = cell_params["w_h"].shape[0]
+    carry = cell.initial_carry(B, hidden, xs.dtype) if carry is None else carry
+    return jax.lax.scan(body, carry, (xs, z_x, perturbations), unroll=scan_unroll)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
@@ -134,64 +145,63 @@ def states_forward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, ce
     return (hs if all_steps else hs[-1]), (cell_params, xs, perturbations, starts, None)
 
 
-def transposed_matmul(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Σ over the leading axes of a: (…, M) and b: (…, N) of a ⊗ b → (M, N): one
-    (K, M)ᵀ @ (K, N) matmul, K the product of the leading axes (no transposed copy is made)."""
-    a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
-    return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
+def weight_gradients(u: jax.Array, d_z: jax.Array, hidden: int) -> dict:
+    """{"w_h", "w_x", "b"}: Σ_t u_tᵀ ∂L/∂z_t over the saved u_t = [h_{t-1}, x_t, 1]: (T, B, H+I+1),
+    one (T·B)-contracted matmul as the arrays lie (no transposed copy is made)."""
+    u, d_z = u.reshape(-1, u.shape[-1]), d_z.reshape(-1, d_z.shape[-1])
+    d = jax.lax.dot_general(u, d_z, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
+    return {"w_h": d[:hidden], "w_x": d[hidden:-1], "b": d[-1]}
+
+
+def input_gradients(cell_params: dict, d_z: jax.Array) -> jax.Array:
+    """∂L/∂x_t = ∂L/∂z_t @ w_xᵀ: (T, B, I)."""
+    return jnp.einsum("tbg,ig->tbi", d_z, cell_params["w_x"], precision=jax.lax.Precision.HIGHEST)
 
 
 def reverse(cell: Cell, w_h, saved, end: Carry, d_hs, d_carry: Carry, with_states: bool, scan_unroll):
     """Backpropagation through one stretch of steps saved by `forward_scan(save=True)` that ended
     at carry `end`: one reverse scan carries ∂L/∂carry (and carry_t, the state the step made)
-    and emits ∂L/∂z_t; the recurrent weights' gradient Σ_t h_{t−1}ᵀ ∂L/∂z_t is one matmul after
-    the loop (autodiff of the forward scan would accumulate it step by step inside the loop).
-    d_hs: (T, B, H), what reaches each h_t from outside, or None when nothing does."""
+    and emits ∂L/∂z_t, from which `weight_gradients` are one matmul after the loop (autodiff of
+    the forward scan would accumulate them step by step inside it). d_hs: (T, B, H), what
+    reaches each h_t from outside, or None when nothing does."""
+    hidden = w_h.shape[0]
 
     def body(carry, inputs):
         d_carry, after = carry
-        previous_t, extras_t, d_h_t = inputs
+        u_t, previous_t, extras_t, d_h_t = inputs
+        previous_t = previous_t | {"h": u_t[:, :hidden]}
         if d_h_t is not None:  # + what the readout sends to h_t
             d_carry = {**d_carry, "h": d_carry["h"] + d_h_t}
         d_previous, d_z_t, d_states_t = cell.backward(w_h, extras_t, previous_t, after, d_carry)
         return (d_previous, previous_t), (d_z_t, d_states_t if with_states else None)
 
-    inputs = (saved["previous"], saved["extras"], d_hs)
+    inputs = (saved["u"], saved["previous"], saved["extras"], d_hs)
     (d_carry, _), (d_z, d_states) = jax.lax.scan(
         body, (d_carry, end), inputs, reverse=True, unroll=scan_unroll
     )
-    return d_carry, d_z, d_states, transposed_matmul(saved["previous"]["h"], d_z)
-
-
-def input_gradients(cell_params: dict, xs, d_z) -> tuple[dict, jax.Array]:
-    """The input projection's backward pass over a stretch of steps: ({"w_x": Σ_t x_tᵀ ∂L/∂z_t,
-    "b": Σ_t ∂L/∂z_t}, ∂L/∂x_t)."""
-    d_params = {"w_x": transposed_matmul(xs, d_z), "b": jnp.sum(d_z, axis=(0, 1))}
-    return d_params, jnp.einsum("tbg,ig->tbi", d_z, cell_params["w_x"], precision=jax.lax.Precision.HIGHEST)
+    return d_carry, d_z, d_states
 
 
 def states_backward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, residuals, d_out):
     cell_params, xs, perturbations, saved, last = residuals
     w_h, with_states = cell_params["w_h"], perturbations is not None
     T, B, _ = xs.shape
-    zero = cell.initial_carry(B, w_h.shape[0], xs.dtype)
+    H = w_h.shape[0]
+    zero = cell.initial_carry(B, H, xs.dtype)
     if not remat:  # d_out reaches every h_t, or h_T only: then it starts the reverse scan
         d_hs, d_carry = (d_out, zero) if all_steps else (None, zero | {"h": d_out})
-        _, d_z, d_states, d_w_h = reverse(cell, w_h, saved, last, d_hs, d_carry, with_states, scan_unroll)
-        d_params, d_xs = input_gradients(cell_params, xs, d_z)
-        return d_params | {"w_h": d_w_h}, d_xs, d_states
+        _, d_z, d_states = reverse(cell, w_h, saved, last, d_hs, d_carry, with_states, scan_unroll)
+        return weight_gradients(saved["u"], d_z, H), input_gradients(cell_params, d_z), d_states
 
     def block(carry, inputs):  # recompute one block's forward pass, reverse it, sum its gradients
         d_carry, d_params = carry
         xs_k, delta_k, start_k, d_hs_k = inputs
         end_k, saved_k = forward_scan(cell, cell_params, xs_k, delta_k, scan_unroll, save=True,
                                       emit_h=False, carry=start_k)
-        d_carry, d_z, d_states, d_w_h = reverse(
-            cell, w_h, saved_k, end_k, d_hs_k, d_carry, with_states, scan_unroll
-        )
-        d_block, d_xs = input_gradients(cell_params, xs_k, d_z)
-        d_params = jax.tree.map(jnp.add, d_params, d_block | {"w_h": d_w_h})
-        return (d_carry, d_params), (d_xs, d_states)
+        d_carry, d_z, d_states = reverse(cell, w_h, saved_k, end_k, d_hs_k, d_carry, with_states,
+                                         scan_unroll)
+        d_params = jax.tree.map(jnp.add, d_params, weight_gradients(saved_k["u"], d_z, H))
+        return (d_carry, d_params), (input_gradients(cell_params, d_z), d_states)
 
     # Only O(T·I) inputs and the block-start carries live across the loop; ∂L/∂z stays per block.
     d_hs = d_out if all_steps else jnp.zeros((T, *d_out.shape), d_out.dtype).at[-1].set(d_out)

@@ -250,7 +250,7 @@ def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> P
 def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
     """3 runs per batch on 2 host devices (padded to 4) and on 3 of 4 forced host devices give
     bit for bit the metrics, params and gradient profiles of the same runs on one device."""
-    one = run_tiny_in_subprocess(tmp_path / "one")
+    one = run_tiny_in_subprocess(tmp_path / "one", "--host-devices", "1")
     split = run_tiny_in_subprocess(tmp_path / "two", "--host-devices", "2")
     forced = run_tiny_in_subprocess(tmp_path / "four", "--devices", "4",
                                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
@@ -265,7 +265,7 @@ def test_two_processes_share_a_sweep_and_give_the_results_of_one(tmp_path):
     """`--distributed` with two local processes (jax.distributed over localhost, as on two
     hosts): each trains its share of every batch (seeds 0 and 2, seed 1), and together they
     write bit for bit the results of one process."""
-    one = run_tiny_in_subprocess(tmp_path / "one")
+    one = run_tiny_in_subprocess(tmp_path / "one", "--host-devices", "1")
     with socket.socket() as probe:
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
@@ -292,7 +292,7 @@ def test_split_batch_trains_like_one_device_to_rounding(tmp_path, task):
     """One run per batch, its training batch split over 2 host devices (each takes half, the
     gradients are averaged): the same numbers as one device up to float32 rounding."""
     flags = ("--seeds", "1", "--set", f"task.name={task}", "--set", "task.length=6")
-    one = run_tiny_in_subprocess(tmp_path / "one", *flags)
+    one = run_tiny_in_subprocess(tmp_path / "one", *flags, "--host-devices", "1")
     split = run_tiny_in_subprocess(tmp_path / "split", *flags, "--host-devices", "2", "--split-batch")
     for run in ("cell=rnn,seed=0", "cell=lstm,seed=0"):
         meta = json.loads((split / run / "meta.json").read_text())

@@ -222,7 +222,7 @@ def test_hand_written_backward_equals_autodiff_of_the_forward_scan(cell, perturb
         last = (lambda hs: hs) if all_steps else (lambda hs: hs[-1])
         hs, reference_vjp = jax.vjp(lambda *args: last(autodiff_states(cell, *args)), params, xs, deltas)
         d_hs = d_hs if all_steps else d_hs[-1]
-        np.testing.assert_array_equal(ours_hs, hs)
+        np.testing.assert_allclose(ours_hs, hs, rtol=1e-13, atol=1e-15)
         ours, reference = ours_vjp(d_hs), reference_vjp(d_hs)
     assert jax.tree.structure(ours) == jax.tree.structure(reference)
     for got, expected in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
