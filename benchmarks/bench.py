@@ -47,6 +47,11 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def devices(ours: dict) -> str:
+    split = ours.get("batch_shards", 1) > 1
+    return f"{ours['devices']}" + (", batch split" if split else "")
+
+
 def table(rows: list[dict], peak: float) -> str:
     lines = [
         "| workload | lstm-vg model-steps/s | devices | compile s | GFLOP/s | % of peak | "
@@ -59,7 +64,7 @@ def table(rows: list[dict], peak: float) -> str:
         peer_rate = f"{peer['model_steps_per_second']:.1f}" if peer else "—"
         ratio = f"{ours['model_steps_per_second'] / peer['model_steps_per_second']:.2f}×" if peer else "—"
         lines.append(
-            f"| {w.name}: {w.describe()} | {ours['model_steps_per_second']:.1f} | {ours['devices']} | "
+            f"| {w.name}: {w.describe()} | {ours['model_steps_per_second']:.1f} | {devices(ours)} | "
             f"{ours['compile_seconds']:.1f} | {gflops:.1f} | {100 * gflops / peak:.1f} % | "
             f"{peer_rate} | {ratio} |"
         )
@@ -81,10 +86,13 @@ def main() -> None:
     rows = []
     for name in args.workloads.split(","):
         w = WORKLOADS[name]
-        # Several runs: also split them over one host device per core.
-        splits = [1] + ([cores] if w.seeds > 1 and cores > 1 else [])
-        for devices in splits:
-            ours = measure("ours.py", name, *timing, "--host-devices", str(devices))
+        # Also on one host device per core (`lstm-vg run`'s default on a CPU): several runs are
+        # split over the devices; a single run's training batch is (`--split-batch`).
+        layouts = [["--host-devices", "1"]]
+        if cores > 1:
+            layouts.append(["--host-devices", str(cores)] + (["--split-batch"] if w.seeds == 1 else []))
+        for layout in layouts:
+            ours = measure("ours.py", name, *timing, *layout)
             row = {"workload": name, "ours": ours}
             if peer:
                 row["peer"] = measure("torch_peer.py", name, *timing, "--threads", str(cores))
