@@ -320,16 +320,17 @@ def reproduce(
 
 
 @app.command()
-def info() -> None:
-    """Versions and the devices JAX sees."""
+def info(host_devices: Optional[int] = HOST_DEVICES) -> None:
+    """Versions and the devices `run` trains on."""
     import jax
     import jaxlib
     import optax
 
     console.print(f"lstm-vg {__version__} · python {platform.python_version()} · jax {jax.__version__} "
                   f"· jaxlib {jaxlib.__version__} · optax {optax.__version__}")
-    console.print(f"backend: {jax.default_backend()}")
-    for device in jax.devices():
+    devices = choose_devices(None, host_devices)
+    console.print(f"backend: {jax.default_backend()} · {cpu_cores()} CPU core(s) · {len(devices)} device(s)")
+    for device in devices:
         console.print(f"  {device.id}: {device.device_kind} ({device.platform})")
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from helpers import ROOT, TINY, assert_same_results, read_rows
 from lstm_vg import runs
-from lstm_vg.cli import app
+from lstm_vg.cli import app, cpu_cores
 
 SUMMARY_FIELDS = {
     "status", "cell", "task", "length", "seed", "steps", "baseline_loss", "final_train_loss",
@@ -153,9 +153,18 @@ def test_bad_yaml_file_exits_2_naming_the_file(tmp_path):
 
 def test_module_entry_point_and_info_run_as_a_subprocess():
     done = subprocess.run([sys.executable, "-m", "lstm_vg", "info"], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=os.environ | {"XLA_FLAGS": ""})
     assert done.returncode == 0, done.stderr
     assert "jax" in done.stdout and "cpu" in done.stdout.lower()
+
+
+@pytest.mark.parametrize("flags, devices", [((), cpu_cores()), (("--host-devices", "3"), 3)])
+def test_the_cpu_is_one_device_per_core_unless_told_otherwise(flags, devices):
+    done = subprocess.run([sys.executable, "-m", "lstm_vg", "info", *flags], capture_output=True,
+                          text=True, timeout=120, env=os.environ | {"XLA_FLAGS": ""})
+    assert done.returncode == 0, done.stderr
+    assert f"· {devices} device(s)" in done.stdout
+    assert sum(line.strip().endswith("(cpu)") for line in done.stdout.splitlines()) == devices
 
 
 def test_help_documents_every_command():
