@@ -86,8 +86,9 @@ def rnn_forward(carry: Carry, z: jax.Array, delta: Carry | None = None):
 
 
 def rnn_backward(w_h: jax.Array, extras: dict, previous: Carry, after: Carry, d_carry: Carry):
-    """One reverse step from carry_{t-1} (`previous`, all but h) to carry_t (`after`). d_carry =
-    {"h": ∂L/∂h_t} in full → (∂L/∂carry_{t-1} through this step, ∂L/∂z_t, the state gradients {"h": ∂L/∂h_t})."""
+    """One reverse step from carry_{t-1} (`previous`) to carry_t (`after`). d_carry =
+    {"h": ∂L/∂h_t} in full → (∂L/∂carry_{t-1} through this step, ∂L/∂z_t, the state gradients
+    {"h": ∂L/∂h_t})."""
     y = extras.get("y", after["h"])
     d_z = d_carry["h"] * (1 - y * y)
     return {"h": matmul_transposed(d_z, w_h)}, d_z, d_carry

@@ -3,10 +3,14 @@
 Model params: ``{"cell": cell params, "readout": {"w": (H, O), "b": (O,)}}``.
 
 The recurrence has a hand-written backward pass (`states`, a `jax.custom_vjp` whose reverse scan
-uses each cell's `backward` step). ``unroll`` optionally adds a perturbation δ_t to each state as the cell makes it (h_t, and c_t
-before h_t reads it). The perturbations are zero, so the forward pass is unchanged, but
-∂L/∂δ_t = ∂L/∂h_t (and ∂L/∂c_t, through both h_t and c_{t+1}): the gradient with respect to
-the state at every timestep falls out of the one ordinary backward pass.
+uses each cell's `backward` step). Each step's pre-activation is one matmul,
+z_t = [h_{t-1}, x_t, 1] @ [w_h; w_x; b], and the saved u_t = [h_{t-1}, x_t, 1] give every cell
+weight's gradient in one more matmul after the reverse scan (wide inputs are projected before
+the loop instead, see `NARROW_INPUT`). ``unroll`` optionally adds a perturbation δ_t to each state
+as the cell makes it (h_t, and c_t before h_t reads it). The perturbations are zero, so the
+forward pass is unchanged, but ∂L/∂δ_t = ∂L/∂h_t (and ∂L/∂c_t, through both h_t and c_{t+1}):
+the gradient with respect to the state at every timestep falls out of the one ordinary
+backward pass.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def forward_scan(cell: Cell, cell_params: dict, xs, perturbations, scan_unroll: 
     per step: {"h": h_t} when `emit_h`, and with `save` what the backward pass needs besides
     carry_t: {"u": u_t = [h_{t-1}, x_t, 1] (B, H + I + 1), "previous": carry_{t-1} but h,
     "extras": the cell's extras})."""
-    T, B, I = xs.shape
+    _, B, I = xs.shape
     narrow = I <= NARROW_INPUT
     weights = stacked_weights(cell_params) if narrow else None
     z_x = None if narrow else input_projection(cell_params, xs)
