@@ -25,7 +25,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--length", type=int, help="override the workload's T")
     parser.add_argument("--remat", type=int, default=0, help="train.remat block length")
     parser.add_argument("--split-batch", action="store_true", help="as `lstm-vg run --split-batch`")
-    parser.add_argument("--vectorize", action="store_true", help="vmap a device's runs (on a CPU the default runs them one after another, lax.map)")
+    parser.add_argument("--vectorize", action="store_true",
+                        help="vmap a device's runs (on a CPU the default runs them one after another, lax.map)")
     return parser.parse_args()
 
 
