@@ -20,7 +20,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from lstm_vg.cells import Carry, Cell, glorot_uniform, matmul
+from lstm_vg.cells import Carry, Cell, glorot_uniform, matmul, pre_activation
 
 
 def init(
@@ -88,7 +88,7 @@ def forward_scan(cell: Cell, cell_params: dict, xs, perturbations, scan_unroll: 
     def body(carry, inputs):
         x_t, z_x_t, delta_t = inputs
         u_t = jnp.concatenate([carry["h"], x_t, ones], axis=1)
-        z_t = matmul(u_t, weights) if narrow else z_x_t + matmul(carry["h"], cell_params["w_h"])
+        z_t = matmul(u_t, weights) if narrow else pre_activation(cell_params, carry, z_x_t)
         after, extras = cell.forward(carry, z_t, delta_t)
         out = {"h": after["h"]} if emit_h else {}
         if save:
