@@ -6,13 +6,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench figures reproduce venv clean
+.PHONY: run test lint bench figures reproduce venv clean
 
 run: $(STAMP)
 	$(BIN)/lstm-vg run configs/adding.yaml --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Training speed against PyTorch (installed from the `bench` extra) on the reference workloads;
 # docs/performance.md keeps the latest table. Minutes; run it on an otherwise idle machine.

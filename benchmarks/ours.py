@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import resource
 import json
+import resource
 import sys
 import time
 
@@ -26,7 +26,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--remat", type=int, default=0, help="train.remat block length")
     parser.add_argument("--split-batch", action="store_true", help="as `lstm-vg run --split-batch`")
     parser.add_argument("--vectorize", action="store_true",
-                        help="vmap a device's runs (on a CPU the default runs them one after another, lax.map)")
+                        help="vmap a device's runs (on a CPU the default runs them one after "
+                             "another, lax.map)")
     return parser.parse_args()
 
 
@@ -52,23 +53,25 @@ def main() -> None:
 
     jax.config.update("jax_num_cpu_devices", args.host_devices)  # before the first computation
 
-    from lstm_vg import cells, runner, tasks, train
     from workloads import WORKLOADS
+
+    import lstm_vg
 
     w = WORKLOADS[args.workload]
     if args.length:
         w = dataclasses.replace(w, length=args.length)
-    devices, shards = runner.layout(w.seeds, w.batch, jax.devices(), args.split_batch)
-    trainer = train.Trainer(
-        cell=cells.get(w.cell), task=tasks.Adding(w.length), hidden=w.hidden, batch=w.batch,
-        chunk_steps=args.steps, eval_batch=w.batch, probe_batch=w.batch, optimizer="adam", clip=1.0,
-        remat=args.remat, batch_shards=shards,
-    )
-    states = train.stack([trainer.init_state(seed, 1e-3) for seed in range(w.seeds)])
-    sharding = train.runs_sharding(devices, shards) if len(devices) > 1 else None
-    chunk, _ = train.compile_batched(trainer, sharding, vectorize=args.vectorize or None)
-    if sharding is not None:
-        states = jax.device_put(train.pad_runs(states, len(devices) // shards), sharding)
+    cfg = lstm_vg.config_from_dict({
+        "task": {"name": "adding", "length": w.length},
+        "model": {"cell": w.cell, "hidden": w.hidden},
+        "train": {"steps": args.steps, "batch": w.batch, "optimizer": "adam", "lr": 1e-3, "clip": 1.0,
+                  "remat": args.remat},
+        "log": {"every": args.steps, "eval_batch": w.batch, "probe_batch": w.batch},
+        "seeds": w.seeds,
+    }, name=w.name)
+    [batch] = lstm_vg.plan(cfg, split_batch=args.split_batch)  # every device of this process
+    devices, shards = batch.devices, batch.shards
+    chunk, _ = batch.compile(vectorize=args.vectorize or None)
+    states = batch.place(batch.fresh_states())
     start = time.perf_counter()
     compiled = chunk.lower(states).compile()
     compile_seconds = time.perf_counter() - start

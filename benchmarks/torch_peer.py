@@ -16,7 +16,6 @@ import time
 
 import torch
 from torch import nn
-
 from workloads import WORKLOADS, Workload
 
 
@@ -61,7 +60,7 @@ def main() -> None:
 
     def train(steps: int) -> float:
         for _ in range(steps):
-            for model, optimizer in zip(models, optimizers):
+            for model, optimizer in zip(models, optimizers, strict=True):
                 xs, targets = adding_batch(w, generator)
                 loss = torch.mean((model(xs) - targets) ** 2)
                 optimizer.zero_grad(set_to_none=True)
@@ -79,7 +78,8 @@ def main() -> None:
     seconds.sort()
     json.dump({
         "tool": "torch", "workload": w.name, "steps_per_call": args.steps, "threads": args.threads,
-        "seconds_per_call": seconds, "model_steps_per_second": w.seeds * args.steps / seconds[len(seconds) // 2],
+        "seconds_per_call": seconds,
+        "model_steps_per_second": w.seeds * args.steps / seconds[len(seconds) // 2],
         "final_loss": loss, "torch": torch.__version__,
         "allocator": "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "glibc",
     }, sys.stdout)

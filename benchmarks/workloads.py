@@ -1,4 +1,4 @@
-"""The reference workloads of `make bench` (issue 5): adding task, Adam, clip 1.0, float32,
+"""The reference workloads of `make bench`: adding task, Adam, clip 1.0, float32,
 fresh data every step."""
 
 from __future__ import annotations

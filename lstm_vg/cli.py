@@ -1,16 +1,16 @@
-"""The `lstm-vg` command line: parse, call one library function, print."""
+"""The `lstm-vg` command line: parse, call one function of the Python API (`lstm_vg.api`), print.
+
+Importing it loads no JAX: `lstm-vg --help`, `report` and `plot` start fast.
+"""
 
 from __future__ import annotations
 
-import os
-import platform
 import shlex
 import signal
 import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
@@ -19,7 +19,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
-from lstm_vg import __version__, config, experiments, runner
+from lstm_vg import api
+from lstm_vg.analysis.numbers import number
 from lstm_vg.errors import UserError
 
 app = typer.Typer(
@@ -91,10 +92,6 @@ class RichProgress:
         self.bar.stop()
 
 
-def number(value, digits=3) -> str:
-    return "—" if value is None else f"{value:.{digits}g}"
-
-
 def summary_table(summaries: list[dict]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, caption="eval: fixed eval batch after the last step · "
                   "grad ratio: ‖∂L/∂h_1‖/‖∂L/∂h_T‖ at the first and last logged step")
@@ -110,12 +107,14 @@ def summary_table(summaries: list[dict]) -> Table:
     return table
 
 
-def plan_table(batches: list[dict]) -> Table:
+def plan_table(batches: list) -> Table:
     table = Table(box=None, title="batches (each compiled once, its runs trained together)")
     for column in ("batch", "runs", "memory"):
         table.add_column(column, no_wrap=column != "runs")
-    for b in batches:
-        table.add_row(b["batch"], ", ".join(b["runs"]), f"{b['gib']:.2f} of {b['limit_gib']:.1f} GiB")
+    for batch in batches:
+        memory = batch.memory()
+        table.add_row(batch.label, ", ".join(r.name for r in batch.runs),
+                      f"{memory['gib']:.2f} of {memory['limit_gib']:.1f} GiB")
     return table
 
 
@@ -133,91 +132,40 @@ DISTRIBUTED = typer.Option(False, "--distributed",
                                 "each process trains its share of the runs on its own devices.")
 
 
-def start_distributed() -> None:
-    """jax.distributed.initialize from the environment: JAX_COORDINATOR_ADDRESS (host:port of
-    process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID; on a TPU pod, Slurm or Open MPI, JAX
-    detects what is not set."""
-    import jax
-
-    numbers = {}
-    for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-        value = os.environ.get(name)
-        if value is not None and not value.isdigit():
-            raise UserError(f"--distributed: {name}={value!r}: expected a whole number")
-        numbers[name] = None if value is None else int(value)
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # barriers between CPU hosts
-    try:
-        jax.distributed.initialize(num_processes=numbers["JAX_NUM_PROCESSES"],
-                                   process_id=numbers["JAX_PROCESS_ID"])
-    except (ValueError, TypeError, RuntimeError) as error:
-        raise UserError(f"--distributed: {error}; set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES "
-                        f"and JAX_PROCESS_ID, or run under a TPU pod, Slurm or Open MPI") from None
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def choose_devices(count: int | None, host_devices: int | None, distributed: bool = False) -> list:
-    """The devices to split runs over: the first `count` of this process's (after splitting
-    the CPU into `host_devices` devices, by default one per core, and joining a multi-process
-    run, both of which must happen before JAX first computes anything). On a CPU one device per
-    core trains one run per core at once: small matmuls gain little from a second thread."""
-    import jax
-
-    # one per core unless the user split the CPU already (JAX_NUM_CPU_DEVICES or XLA_FLAGS)
-    chosen_by_user = (jax.config.jax_num_cpu_devices >= 0
-                      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""))
-    try:
-        if host_devices is not None or not chosen_by_user:
-            jax.config.update("jax_num_cpu_devices", host_devices or cpu_cores())
-    except RuntimeError as error:  # JAX's backends are already running (an in-process call)
-        if host_devices is not None:
-            raise UserError(f"--host-devices: too late to split the CPU: {error}") from None
-    if distributed:
-        start_distributed()
-    available = jax.local_devices()
-    if count is not None and count > len(available):
-        raise UserError(f"--devices {count}: only {len(available)} device(s) available "
-                        f"({', '.join(map(str, available))}); on a CPU add --host-devices {count}")
-    return available[:count]
-
-
 @app.command()
 def run(
-    config_file: Path = typer.Argument(..., metavar="CONFIG", help="Experiment YAML, e.g. configs/adding.yaml."),
+    config_file: Path = typer.Argument(..., metavar="CONFIG",
+                                       help="Experiment YAML, e.g. configs/adding.yaml."),
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                    help="Override a config key, e.g. --set model.hidden=64 (repeatable)."),
-    seeds: Optional[int] = typer.Option(None, min=1, help="Run seeds 0..N-1 instead of the config's."),
-    steps: Optional[int] = typer.Option(None, min=1, help="Override train.steps."),
+    seeds: int | None = typer.Option(None, min=1, help="Run seeds 0..N-1 instead of the config's."),
+    steps: int | None = typer.Option(None, min=1, help="Override train.steps."),
     out: Path = typer.Option(Path("results"), help="Results root; runs go to OUT/<name>/<run>/."),
     overwrite: bool = typer.Option(False, help="Replace an existing OUT/<name>/ folder."),
     resume: bool = typer.Option(False, help="Continue OUT/<name>/: keep finished runs, resume "
                                 "unfinished ones from their last checkpoint, start missing ones."),
-    devices: Optional[int] = DEVICES,
-    host_devices: Optional[int] = HOST_DEVICES,
+    devices: int | None = DEVICES,
+    host_devices: int | None = HOST_DEVICES,
     split_batch: bool = SPLIT_BATCH,
     distributed: bool = DISTRIBUTED,
     dry_run: bool = typer.Option(False, "--dry-run", help="Check CONFIG and show the batches of runs "
                                  "and their memory estimates; train nothing."),
 ) -> None:
     """Train every run of CONFIG (sweep grid × seeds) and write its results folder."""
-    if overwrite and resume:
-        say(errors, "error: --overwrite and --resume exclude each other")
-        raise typer.Exit(2)
     again = [a for a in sys.argv[1:] if a not in ("--overwrite", "--resume")]
+    where = dict(devices=devices, host_devices=host_devices, distributed=distributed,
+                 split_batch=split_batch)
     with user_errors(resume_hint=shlex.join(["lstm-vg", *again, "--resume"])):
-        experiment = config.load(config_file, set_, seeds, steps)
-        chosen = choose_devices(devices, host_devices, distributed)
+        cfg = api.load_config(config_file, set_, seeds, steps)
         if dry_run:
-            console.print(plan_table(runner.plan(experiment, chosen, split_batch)))
+            console.print(plan_table(api.plan(cfg, **where)))
             return
-        folder, summaries = runner.run_experiment(experiment, out, overwrite, RichProgress(console),
-                                                  devices=chosen, split_batch=split_batch,
-                                                  resume=resume)
-    console.print(summary_table(summaries))
-    console.print(f"results: {folder}")
+        trained = api.run(cfg, out, overwrite=overwrite, resume=resume, progress=RichProgress(console),
+                          **where)
+    console.print(summary_table(trained.summaries))
+    say(console, f"results: {trained.folder}")
+    say(console, f"draw it:     lstm-vg plot {shlex.quote(str(trained.folder))}")
+    say(console, f"tabulate it: lstm-vg report {shlex.quote(str(trained.folder))}")
 
 
 class ImageFormat(str, Enum):
@@ -240,14 +188,12 @@ def say(stream: Console, text: str) -> None:
 @app.command()
 def plot(
     path: Path = typer.Argument(..., metavar="PATH", help="A run, an experiment folder or a results tree."),
-    out: Optional[Path] = typer.Option(None, help="Write every figure here instead of <experiment>/plots/."),
+    out: Path | None = typer.Option(None, help="Write every figure here instead of <experiment>/plots/."),
     format_: ImageFormat = typer.Option(ImageFormat.png, "--format", help="Image format."),
 ) -> None:
     """Draw the gradient-decay, heatmap, learning-curve and sweep figures of the runs below PATH."""
-    from lstm_vg import plots  # matplotlib loads only for the command that draws
-
     with user_errors():
-        plotted = plots.plot_path(path, out, format_.value)
+        plotted = api.plot(path, out, format_.value)
     for warning in plotted.warnings:
         say(errors, f"warning: {warning}")
     for note in plotted.notes:
@@ -264,16 +210,14 @@ def report(
                                "(written by `reproduce`); exit 1 if one fails."),
 ) -> None:
     """One row per experiment, cell and swept values: losses, solved fraction, gradient decay."""
-    from lstm_vg import report as reports
-
     with user_errors():
-        text, warnings = reports.report_path(path, format_.value)
-        verdicts = experiments.check(path, experiments.saved_claims(path))[0] if check else []
-    for warning in warnings:
+        table = api.report(path, format_.value)
+        checked = api.check_claims(path) if check else None
+    for warning in table.warnings:
         say(errors, f"warning: {warning}")
-    typer.echo(text, nl=not text.endswith("\n"))
-    if check:
-        claims_verdict(verdicts)
+    typer.echo(table.text, nl=not table.text.endswith("\n"))
+    if checked is not None:
+        claims_verdict(checked.verdicts)
 
 
 def claims_table(verdicts) -> Table:
@@ -301,37 +245,32 @@ def claims_verdict(verdicts) -> None:
 def reproduce(
     experiment_file: Path = typer.Argument(..., metavar="EXPERIMENT", help="e.g. experiments/ci.yaml."),
     out: Path = typer.Option(Path("results"), help="Results root; runs go to OUT/<name>/<config>/<run>/."),
-    devices: Optional[int] = DEVICES,
-    host_devices: Optional[int] = HOST_DEVICES,
+    devices: int | None = DEVICES,
+    host_devices: int | None = HOST_DEVICES,
     split_batch: bool = SPLIT_BATCH,
     distributed: bool = DISTRIBUTED,
 ) -> None:
     """Run what EXPERIMENT needs that is not yet run (finished runs are reused), then check its
     claims: a table of claim, measured value and verdict; exit 1 if a claim fails."""
     with user_errors(resume_hint=shlex.join(["lstm-vg", *sys.argv[1:]])):
-        experiment = experiments.load(experiment_file)
-        chosen = choose_devices(devices, host_devices, distributed)
-        folder, verdicts, warnings = experiments.reproduce(experiment, out, RichProgress(console),
-                                                           chosen, split_batch)
-    for warning in warnings:
+        reproduced = api.reproduce(experiment_file, out, devices=devices, host_devices=host_devices,
+                                   distributed=distributed, split_batch=split_batch,
+                                   progress=RichProgress(console))
+    for warning in reproduced.warnings:
         say(errors, f"warning: {warning}")
-    say(console, f"results: {folder}")
-    claims_verdict(verdicts)
+    say(console, f"results: {reproduced.folder}")
+    claims_verdict(reproduced.verdicts)
 
 
 @app.command()
-def info(host_devices: Optional[int] = HOST_DEVICES) -> None:
+def info(host_devices: int | None = HOST_DEVICES) -> None:
     """Versions and the devices `run` trains on."""
-    import jax
-    import jaxlib
-    import optax
+    from lstm_vg import devices
 
-    console.print(f"lstm-vg {__version__} · python {platform.python_version()} · jax {jax.__version__} "
-                  f"· jaxlib {jaxlib.__version__} · optax {optax.__version__}")
-    devices = choose_devices(None, host_devices)
-    console.print(f"backend: {jax.default_backend()} · {cpu_cores()} CPU core(s) · {len(devices)} device(s)")
-    for device in devices:
-        console.print(f"  {device.id}: {device.device_kind} ({device.platform})")
+    with user_errors():
+        lines = devices.describe(host_devices)
+    for line in lines:
+        say(console, line)
 
 
 def main() -> None:

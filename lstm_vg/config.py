@@ -12,45 +12,46 @@ sweep: {model.cell: [rnn, lstm]}   # grid over any leaf key; × seeds
 ```
 
 Every user mistake raises `UserError` with one line: "<file>: <key>: <problem>; <what is allowed>".
+Nothing here imports JAX until a config is validated: the cell, task and optimizer names come
+from the registries of `lstm_vg.core`, asked only then (the analysis side reads configs too).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import importlib
 import itertools
 import math
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 
-from lstm_vg import cells, tasks, train
 from lstm_vg.errors import UserError
+from lstm_vg.validate import check_value, option, read_yaml, suggestion, type_name
 
 
-def option(default, kind, *, choices=None, low=None, low_open=False, high=None, high_open=False,
-           optional=False):
-    """A config field: its Python kind, allowed choices or range, and whether null is allowed."""
-    rules = dict(kind=kind, choices=choices, low=low, low_open=low_open, high=high,
-                 high_open=high_open, optional=optional)
-    return field(default=default, metadata=rules)
+def registry(module: str, name: str):
+    """The allowed values of a field: the names of a registry of `lstm_vg.core.<module>`, which
+    is imported only when a value is checked."""
+    return lambda: tuple(getattr(importlib.import_module(f"lstm_vg.core.{module}"), name))
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    name: str = option("adding", str, choices=tuple(tasks.TASKS))
+    name: str = option("adding", str, choices=registry("tasks", "TASKS"))
     length: int = option(100, int, low=2)
     threshold: float | None = option(None, float, optional=True)
-    variant: str = option("standard", str, choices=tasks.VARIANT_NAMES)
+    variant: str = option("standard", str, choices=registry("tasks", "VARIANT_NAMES"))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = option("lstm", str, choices=tuple(cells.CELLS))
+    cell: str = option("lstm", str, choices=registry("cells", "CELLS"))
     hidden: int = option(128, int, low=1)
     forget_bias: float = option(1.0, float)  # LSTM only
-    recurrent_init: str = option("orthogonal", str, choices=cells.RECURRENT_INITS)
+    recurrent_init: str = option("orthogonal", str, choices=registry("cells", "RECURRENT_INITS"))
     scale: float = option(1.0, float, low=0, low_open=True)
     forget_gate: bool = option(True, bool)  # LSTM only; false: f ≡ 1 (the 1997 LSTM)
     chrono: int | None = option(None, int, low=3, optional=True)  # LSTM only; T_max of chrono init
@@ -60,7 +61,7 @@ class ModelConfig:
 class TrainConfig:
     steps: int = option(2000, int, low=1, high=2**31 - 1)  # the step counter is int32
     batch: int = option(64, int, low=1)
-    optimizer: str = option("adam", str, choices=train.OPTIMIZERS)
+    optimizer: str = option("adam", str, choices=registry("train", "OPTIMIZERS"))
     lr: float = option(1e-3, float, low=0, low_open=True)
     momentum: float = option(0.9, float, low=0, high=1, high_open=True)
     clip: float = option(1.0, float, low=0)
@@ -103,6 +104,11 @@ class Config:
             self, **{section: dataclasses.replace(getattr(self, section), **{leaf: value})}
         )
 
+    @cached_property
+    def runs(self) -> tuple[Run, ...]:
+        """The sweep grid (in file order) × seeds, one `Run` each; expanded once per config."""
+        return tuple(expand(self))
+
     def to_dict(self) -> dict:
         """Plain mapping, loadable again by `from_mapping`."""
         out = {"name": self.name}
@@ -124,48 +130,6 @@ class Run:
 
 
 # ---- validation -------------------------------------------------------------------------------
-
-
-def type_name(value) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def suggestion(key: str, allowed) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    return f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-
-
-def check_value(rules: dict, value, where: str):
-    """`value` converted to the field's kind, or UserError naming `where`."""
-    kind = rules["kind"]
-    if value is None:
-        if rules["optional"]:
-            return None
-        raise UserError(f"{where}: must not be empty")
-    if kind is float and isinstance(value, str):
-        try:  # PyYAML reads `1e-3` (no dot) as a string; accept what a user obviously meant
-            value = float(value)
-        except ValueError:
-            pass
-    ok = {
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-        bool: isinstance(value, bool),
-    }[kind]
-    if not ok:
-        raise UserError(f"{where}: expected {kind.__name__}, got {type_name(value)} {value!r}")
-    value = kind(value)
-    if kind is float and not math.isfinite(value):
-        raise UserError(f"{where}: must be a finite number, got {value!r}")
-    if rules["choices"] and value not in rules["choices"]:
-        raise UserError(f"{where}: {value!r} is not allowed; allowed: {', '.join(rules['choices'])}")
-    low, high = rules["low"], rules["high"]
-    if low is not None and (value <= low if rules["low_open"] else value < low):
-        raise UserError(f"{where}: must be {'>' if rules['low_open'] else '≥'} {low}, got {value!r}")
-    if high is not None and (value >= high if rules["high_open"] else value > high):
-        raise UserError(f"{where}: must be {'<' if rules['high_open'] else '≤'} {high}, got {value!r}")
-    return value
 
 
 def leaf_rules(key: str, source: str):
@@ -241,10 +205,13 @@ def check_schedule(config: Config, where: str) -> None:
         )
 
 
-def check_task(task: TaskConfig, where: str) -> None:
-    """The task's own rules (a variant may need a longer T, or may not exist for that task)."""
+def make_task(task: TaskConfig, where: str):
+    """The `lstm_vg.core.tasks` Task the section describes, or a UserError naming `where` when
+    the task's own rules refuse it (a variant may need a longer T, or may not exist)."""
+    from lstm_vg.core import tasks
+
     try:
-        tasks.make(task.name, task.length, task.threshold, task.variant)
+        return tasks.make(task.name, task.length, task.threshold, task.variant)
     except KeyError as error:
         raise UserError(f"{where}: task.variant: {error.args[0]}") from None
     except ValueError as error:
@@ -274,30 +241,27 @@ def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
     if count > MAX_RUNS:
         raise UserError(f"{source}: sweep × seeds: {count} runs, more than the {MAX_RUNS} allowed; "
                         f"split the sweep over several configs")
-    for run in expand(config):
+    for run in config.runs:
         where = f"{source}" + (f" (run {run.name})" if config.sweep else "")
         check_schedule(run.config, where)
-        check_task(run.config.task, where)
+        make_task(run.config.task, where)
     return config
 
 
+def with_defaults(raw: dict, source: str) -> dict:
+    """A config mapping as written (e.g. an old config.yaml) with every section's missing keys
+    at their defaults, as `to_dict` writes them; its values are not checked (no JAX), only that
+    each section is a mapping."""
+    out = dict(raw)
+    for name, cls in SECTIONS.items():
+        section = raw.get(name)
+        if not isinstance(section, (dict, type(None))):
+            raise UserError(f"{source}: {name}: expected a mapping, got {type_name(section)}")
+        out[name] = {f.name: f.default for f in fields(cls)} | (section or {})
+    return out
+
+
 # ---- files and overrides -------------------------------------------------------------------
-
-
-def read_yaml(path: Path):
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read: {error.__class__.__name__}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "not valid YAML"
-        raise UserError(f"{path}: invalid YAML{at}: {problem}") from None
 
 
 def apply_override(raw: dict, assignment: str) -> dict:
@@ -330,8 +294,9 @@ def load(path: str | Path, overrides=(), seeds: int | None = None, steps: int | 
     """Read and validate a config file, after `--set` overrides and the --seeds/--steps shortcuts."""
     path = Path(path)
     raw = read_yaml(path)
-    if raw is None:
-        raw = {}
+    if raw is None:  # 0 bytes or only comments: surely not what the user meant to train
+        raise UserError(f"{path}: the file is empty; a config needs at least a task or model "
+                        f"section (see configs/adding.yaml)")
     if isinstance(raw, dict):
         for assignment in overrides:
             raw = apply_override(raw, assignment)
@@ -348,7 +313,8 @@ def load(path: str | Path, overrides=(), seeds: int | None = None, steps: int | 
 def run_name(point: dict, seed: int) -> str:
     leaves = [key.split(".")[-1] for key in point]
     unique = len(set(leaves)) == len(leaves)
-    parts = [f"{leaf if unique else key}={value}" for (key, value), leaf in zip(point.items(), leaves)]
+    parts = [f"{leaf if unique else key}={value}"
+             for (key, value), leaf in zip(point.items(), leaves, strict=True)]
     return ",".join([*parts, f"seed={seed}"])
 
 
@@ -357,7 +323,7 @@ def expand(config: Config) -> list[Run]:
     keys = [key for key, _ in config.sweep]
     runs = []
     for values in itertools.product(*(values for _, values in config.sweep)):
-        point = dict(zip(keys, values))
+        point = dict(zip(keys, values, strict=True))
         point_config = config
         for key, value in point.items():
             point_config = point_config.replace(key, value)

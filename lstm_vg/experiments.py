@@ -12,10 +12,10 @@ claims:                                   # one line each; see lstm_vg/claims.py
   - fraction(solved | cell=lstm) >= 1
 ```
 
-`reproduce` trains what is not yet trained (runs finished with the same config are reused,
-interrupted ones continue from their checkpoints),
-copies the experiment file to <out>/<name>/experiment.yaml, and checks every claim on the
-finished runs found there; `lstm-vg report <out>/<name> --check` checks them again later.
+`lstm_vg.reproduce` copies the experiment file to <out>/<name>/experiment.yaml, trains what is
+not yet trained there (runs finished with the same config are reused, interrupted ones continue
+from their checkpoints) and checks every claim on the finished runs (`check`);
+`lstm-vg report <out>/<name> --check` checks them again later. Nothing here imports JAX.
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstm_vg import claims, config, results, runner, runs
+from lstm_vg import config
+from lstm_vg.analysis import claims, grouping
 from lstm_vg.config import Config
 from lstm_vg.errors import UserError
+from lstm_vg.results import format as fmt
+from lstm_vg.results.write import atomic_write, make_folder
+from lstm_vg.validate import read_yaml, suggestion
 
 TOP_LEVEL = ("name", "description", "configs", "claims")
 CLAIMS_FILE = "experiment.yaml"
@@ -33,6 +37,8 @@ CLAIMS_FILE = "experiment.yaml"
 
 @dataclass(frozen=True)
 class Experiment:
+    """An experiment file: the configs to train and the claims to check on their results."""
+
     name: str
     source: Path
     configs: tuple[Config, ...]
@@ -40,6 +46,7 @@ class Experiment:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, mappings merged key by key."""
     merged = dict(base)
     for key, value in over.items():
         both_maps = isinstance(value, dict) and isinstance(merged.get(key), dict)
@@ -56,7 +63,7 @@ def load_config_entry(entry, path: Path, index: int) -> Config:
     default_name = f"config{index}"
     if base is not None:
         base_path = path.parent / str(base)
-        raw = config.read_yaml(base_path)
+        raw = read_yaml(base_path)
         if not isinstance(raw, dict):
             raise UserError(f"{base_path}: expected a config mapping")
         # sections merge key by key, but a sweep given here replaces the base's sweep whole
@@ -74,12 +81,13 @@ def parse_claims(raw, path: Path) -> tuple[claims.Claim, ...]:
 
 
 def read_mapping(path: Path) -> dict:
-    raw = config.read_yaml(path)
+    """An experiment file's top-level mapping, its keys checked."""
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL)}")
     for key in raw:
         if key not in TOP_LEVEL:
-            raise UserError(f"{path}: {key}: unknown key; {config.suggestion(str(key), TOP_LEVEL)}")
+            raise UserError(f"{path}: {key}: unknown key; {suggestion(str(key), TOP_LEVEL)}")
     return raw
 
 
@@ -101,17 +109,11 @@ def load(path: str | Path) -> Experiment:
     return Experiment(name, path, configs, parse_claims(raw.get("claims"), path))
 
 
-def finished_runs(folder: Path) -> tuple[list[tuple[dict, dict]], list[str]]:
-    """[(summary, config)] of the runs below `folder` that ended (done or diverged); warnings."""
-    experiments, warnings = results.load(folder)
-    ended = [(r.summary, r.config) for e in experiments for r in e.runs
-             if r.status in ("done", "diverged")]
-    return ended, warnings
-
-
 def check(folder: Path, claims_to_check) -> tuple[list[claims.Verdict], list[str]]:
-    """Every claim checked on the runs below `folder`; warnings about unreadable runs."""
-    ended, warnings = finished_runs(folder)
+    """Every claim checked on the finished (done or diverged) runs below `folder`; warnings
+    about unreadable runs."""
+    experiments, warnings = grouping.load(Path(folder))
+    ended = [r for e in experiments for r in e.runs if r.status in fmt.ENDED]
     return [claims.check(claim, ended) for claim in claims_to_check], warnings
 
 
@@ -123,16 +125,8 @@ def saved_claims(folder: Path) -> tuple[claims.Claim, ...]:
     return parse_claims(read_mapping(path).get("claims"), path)
 
 
-def reproduce(experiment: Experiment, out: Path, progress=None, devices: list | None = None,
-              split_batch: bool = False) -> tuple[Path, list, list[str]]:
-    """Train what is missing, then check the claims: (folder, verdicts, warnings)."""
-    folder = Path(out) / experiment.name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{folder}: cannot create the results folder: {error.strerror}") from None
-    runs.atomic_write(folder / CLAIMS_FILE, experiment.source.read_bytes())
-    for c in experiment.configs:
-        runner.run_experiment(c, folder, progress, devices=devices, split_batch=split_batch, resume=True)
-    verdicts, warnings = check(folder, experiment.claims)
-    return folder, verdicts, warnings
+def prepare(experiment: Experiment, out: Path) -> Path:
+    """<out>/<name>/ with a copy of the experiment file, whose claims `report --check` reads."""
+    folder = make_folder(Path(out) / experiment.name)
+    atomic_write(folder / CLAIMS_FILE, experiment.source.read_bytes())
+    return folder

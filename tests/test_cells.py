@@ -1,11 +1,12 @@
-"""Cells: one step equals the textbook equations (a float64 NumPy reference); init layout."""
+"""Cells: one fused forward step equals the textbook equations (a float64 NumPy reference);
+init layout."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_vg import cells
+from lstm_vg.core import cells
 
 BATCH, INPUT, HIDDEN = 3, 4, 5
 
@@ -43,10 +44,14 @@ def random_step_inputs(gates: int, seed: int) -> tuple[dict, dict, np.ndarray]:
 
 
 def run_step(cell: cells.Cell, params: dict, carry: dict, x: np.ndarray, dtype):
-    """cell.step on `dtype` copies of the NumPy inputs → (carry, h) as float64 NumPy."""
+    """cell.forward from z = x @ w_x + h @ w_h + b on `dtype` copies of the NumPy inputs →
+    (carry, h) as float64 NumPy."""
     cast = lambda a: jnp.asarray(a, dtype)  # noqa: E731
     carry = {name: cast(carry[name]) for name in cell.carry_names}
-    new_carry, h = cell.step(jax.tree.map(cast, params), carry, cast(x))
+    params = jax.tree.map(cast, params)
+    z = cells.matmul(cast(x), params["w_x"]) + cells.matmul(carry["h"], params["w_h"]) + params["b"]
+    new_carry, _ = cell.forward(carry, z)
+    h = new_carry["h"]
     assert h.dtype == jnp.dtype(dtype)
     return jax.tree.map(lambda a: np.asarray(a, np.float64), (new_carry, h))
 

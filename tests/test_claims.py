@@ -1,9 +1,12 @@
 """Claims: parsing one-line statements and checking them against run summaries."""
 
+from pathlib import Path
+
 import pytest
 
-from lstm_vg import claims
+from lstm_vg.analysis import claims
 from lstm_vg.errors import UserError
+from lstm_vg.results.read import RunResult
 
 
 def summary(cell, seed, length=100, **fields):
@@ -11,13 +14,21 @@ def summary(cell, seed, length=100, **fields):
     return base | fields
 
 
-RUNS = [
-    (summary("lstm", 0, solved=True, steps_to_solve=600, final_eval_loss=0.001, ratio=0.2), {"model": {"forget_bias": 1.0}}),
-    (summary("lstm", 1, solved=True, steps_to_solve=800, final_eval_loss=0.003, ratio=0.1), {"model": {"forget_bias": 1.0}}),
-    (summary("lstm", 2, solved=False, steps_to_solve=None, final_eval_loss=0.2, ratio=0.3), {"model": {"forget_bias": 0.0}}),
+def run(summary: dict, config: dict) -> RunResult:
+    """A finished run as read from its folder: summary.json and config.yaml."""
+    return RunResult(Path(f"{summary['cell']},seed={summary['seed']}"), summary, config, None, None, {})
+
+
+RUNS = [run(*r) for r in [
+    (summary("lstm", 0, solved=True, steps_to_solve=600, final_eval_loss=0.001, ratio=0.2),
+     {"model": {"forget_bias": 1.0}}),
+    (summary("lstm", 1, solved=True, steps_to_solve=800, final_eval_loss=0.003, ratio=0.1),
+     {"model": {"forget_bias": 1.0}}),
+    (summary("lstm", 2, solved=False, steps_to_solve=None, final_eval_loss=0.2, ratio=0.3),
+     {"model": {"forget_bias": 0.0}}),
     (summary("rnn", 0, solved=False, steps_to_solve=None, final_eval_loss=0.17, ratio=0.0), {}),
     (summary("rnn", 1, solved=False, steps_to_solve=None, final_eval_loss=0.18, ratio=1e-20), {}),
-]
+]]
 
 
 def value(text):

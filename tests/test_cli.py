@@ -4,9 +4,9 @@ import json
 import os
 import signal
 import socket
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +14,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from helpers import ROOT, TINY, assert_same_results, read_rows
-from lstm_vg import runs
-from lstm_vg.cli import app, cpu_cores
+from lstm_vg.cli import app
+from lstm_vg.devices import cpu_cores
+from lstm_vg.results import write
+
+from helpers import TINY, assert_same_results, read_rows
 
 SUMMARY_FIELDS = {
     "status", "cell", "task", "length", "seed", "steps", "baseline_loss", "final_train_loss",
@@ -46,6 +48,35 @@ def test_run_writes_one_folder_per_cell_and_seed(tiny_results):
         assert files == {"config.yaml", "meta.json", "metrics.csv", "gradients.npz", "params.npz",
                          "summary.json"}
         assert name in result.output  # the final table lists every run
+
+
+def test_run_ends_with_the_commands_that_draw_and_tabulate_its_results(tiny_results):
+    folder, result = tiny_results
+    lines = result.output.splitlines()
+    assert lines[-3:] == [f"results: {folder}", f"draw it:     lstm-vg plot {folder}",
+                          f"tabulate it: lstm-vg report {folder}"]
+
+
+def test_summary_and_meta_record_the_baseline_and_solved_criterion(tiny_results):
+    """What the analysis side reads instead of rebuilding the task: summary.json at the end,
+    meta.json from the start (the tiny config: adding, default threshold)."""
+    folder, _ = tiny_results
+    expected = {"baseline_loss": 1 / 6, "solved_metric": "eval_loss", "solved_relation": "<=",
+                "solved_threshold": 0.01}
+    for run in folder.iterdir():
+        for name in ("summary.json", "meta.json"):
+            recorded = json.loads((run / name).read_text())
+            assert {key: recorded[key] for key in expected} == pytest.approx(expected), name
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n# and another\n"], ids=["0-bytes", "comments"])
+def test_an_empty_config_is_refused_in_one_line_naming_the_file(tmp_path, text):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(text)
+    result = invoke("run", empty, "--out", tmp_path)
+    assert result.exit_code == 2 and not (tmp_path / "empty").exists()
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {empty}: the file is empty"), lines
 
 
 def test_summary_agrees_with_metrics_and_gradients(tiny_results):
@@ -190,9 +221,11 @@ def signal_after_two_logs(args: list[str], metrics: Path, signum: int) -> tuple[
 
 def test_ctrl_c_keeps_what_was_logged_and_marks_runs_interrupted(tmp_path):
     long_run = tmp_path / "long.yaml"
-    long_run.write_text(TINY.read_text().replace("steps: 20", "steps: 1000000").replace("name: tiny", "name: long"))
+    long_run.write_text(TINY.read_text().replace("steps: 20", "steps: 1000000")
+                        .replace("name: tiny", "name: long"))
     metrics = tmp_path / "long" / "cell=rnn,seed=0" / "metrics.csv"
-    returncode, stderr = signal_after_two_logs(["run", str(long_run), "--out", str(tmp_path)], metrics, signal.SIGINT)
+    returncode, stderr = signal_after_two_logs(["run", str(long_run), "--out", str(tmp_path)], metrics,
+                                               signal.SIGINT)
     assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     for run in ("cell=rnn,seed=0", "cell=rnn,seed=1"):
@@ -239,10 +272,11 @@ def test_a_request_too_big_for_memory_is_refused_up_front_with_the_estimate(tmp_
 
 
 def test_a_second_process_on_the_same_results_folder_is_refused(tmp_path):
-    with runs.lock(tmp_path, "tiny"):  # as a running `lstm-vg run` holds it
+    with write.lock(tmp_path, "tiny"):  # as a running `lstm-vg run` holds it
         result = invoke("run", TINY, "--out", tmp_path)
     assert result.exit_code == 2
-    assert f"another lstm-vg process (pid {os.getpid()}) is writing these results" in " ".join(result.output.split())
+    output = " ".join(result.output.split())
+    assert f"another lstm-vg process (pid {os.getpid()}) is writing these results" in output
     assert invoke("run", TINY, "--out", tmp_path, "--steps", "10").exit_code == 0  # released
 
 
@@ -250,7 +284,8 @@ def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> P
     """`lstm-vg run` of the tiny config with 3 seeds in a fresh process (devices are fixed when
     JAX starts); returns the experiment folder."""
     done = subprocess.run([sys.executable, "-m", "lstm_vg", "run", TINY, "--seeds", "3", "--out",
-                           str(out), *flags], capture_output=True, text=True, timeout=300,  # a later --seeds wins
+                           str(out), *flags],  # a later --seeds wins
+                          capture_output=True, text=True, timeout=300,
                           env=None if env is None else os.environ | env)
     assert done.returncode == 0, done.stderr
     return out / "tiny"
@@ -310,5 +345,5 @@ def test_split_batch_trains_like_one_device_to_rounding(tmp_path, task):
             for key in x:
                 np.testing.assert_allclose(x[key], y[key], rtol=1e-4, atol=1e-6, err_msg=key)
         rows_one, rows_split = read_rows(one / run), read_rows(split / run)
-        for a, b in zip(rows_one, rows_split):
+        for a, b in zip(rows_one, rows_split, strict=True):
             np.testing.assert_allclose(float(a["train_loss"]), float(b["train_loss"]), rtol=1e-4)

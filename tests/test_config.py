@@ -82,7 +82,8 @@ def test_unknown_section_suggests_the_closest(tmp_path):
         ("sweep: {model.hiden: [1]}\n", "model.hiden: unknown key; did you mean 'hidden'?"),
         ("sweep: {seeds: [1]}\n", "seeds: not a config key"),
         ("sweep: [model.cell]\n", "sweep: expected a mapping"),
-        ("train: {steps: 150}\nlog: {every: 100}\n", "train.steps (150) must be a multiple of log.every (100)"),
+        ("train: {steps: 150}\nlog: {every: 100}\n",
+         "train.steps (150) must be a multiple of log.every (100)"),
         ("train: {steps: 100, chunk: 30}\nlog: {every: 50}\n", "train.chunk (30) must divide log.every (50)"),
         ("- 1\n- 2\n", "expected a mapping with keys name, task"),
         ("just a string\n", "expected a mapping"),
@@ -153,7 +154,8 @@ def test_resolved_config_round_trips(tmp_path):
 
 junk = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (st.lists(children, max_size=3)
+                      | st.dictionaries(st.text(max_size=8), children, max_size=3)),
     max_leaves=10,
 )
 keys = st.sampled_from(["task", "model", "train", "log", "seeds", "sweep", "name", "bogus"])
@@ -187,7 +189,8 @@ def test_lstm_options_load(tmp_path):
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("task: {length: 20, variant: hochreiter1997}\n", "task.length: adding (hochreiter1997): length must be ≥ 22"),
+    [("task: {length: 20, variant: hochreiter1997}\n",
+      "task.length: adding (hochreiter1997): length must be ≥ 22"),
      ("task: {name: copy, variant: hochreiter1997}\n", "task.variant: task 'copy' has no variant"),
      ("task: {variant: hs}\n", "allowed: standard, hochreiter1997")],
 )
@@ -235,7 +238,8 @@ def test_any_config_file_is_planned_or_refused_in_one_line_through_the_cli(tmp_p
     result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
     assert result.exit_code in (0, 2), result.output
     event("planned" if result.exit_code == 0 else "GiB" if "GiB" in result.output else "refused")
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    error = result.exception
+    assert not isinstance(error, Exception) or isinstance(error, SystemExit), error
     if result.exit_code == 2:
         line = " ".join(result.output.split())
         assert line.startswith(f"error: {path}"), result.output

@@ -8,11 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_vg import cells, gradients, model, tasks
+from lstm_vg.core import cells, gradients, model, tasks
+from lstm_vg.results import summary
+
+from reference import textbook_step
 
 BATCH, HIDDEN = 3, 5
 CELLS = ["rnn", "lstm"]
-TASKS = [tasks.Adding(12), tasks.Copy(2), tasks.make("adding", 22, variant="hochreiter1997")]  # 12, 22, 24 steps
+# 12, 22 and 24 steps
+TASKS = [tasks.Adding(12), tasks.Copy(2), tasks.make("adding", 22, variant="hochreiter1997")]
 
 
 def every_cell_and_task(test):
@@ -39,25 +43,15 @@ def float64_problem(name: str, task):
     return params, xs, targets, ours
 
 
-def reference_step(cell: cells.Cell, p: dict, carry: dict, x, delta: dict) -> dict:
-    """One step written from the equations, each new state s_t perturbed by delta[s] as it is
-    made (c_t before h_t reads it), so ∂loss/∂delta[s] is the total derivative ∂loss/∂s_t."""
-    z = x @ p["w_x"] + carry["h"] @ p["w_h"] + p["b"]
-    if cell.name == "rnn":
-        return {"h": jnp.tanh(z) + delta["h"]}
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * carry["c"] + jax.nn.sigmoid(i) * jnp.tanh(g) + delta["c"]
-    return {"h": jax.nn.sigmoid(o) * jnp.tanh(c) + delta["h"], "c": c}
-
-
 def python_loop_losses(cell: cells.Cell, task, params, xs, targets, deltas):
-    """Per-example losses (B,) from T explicit `reference_step` calls in a Python loop;
-    deltas[name][t] (B, H) perturbs state `name` at step t."""
+    """Per-example losses (B,) from T explicit textbook steps (tests/reference.py) in a Python
+    loop; deltas[name][t] (B, H) perturbs state `name` at step t as it is made (c_t before h_t
+    reads it), so ∂loss/∂deltas[s][t] is the total derivative ∂loss/∂s_t."""
     T, B, _ = xs.shape
     carry = {name: jnp.zeros((B, HIDDEN), xs.dtype) for name in cell.carry_names}
     outputs = []
     for t in range(T):
-        carry = reference_step(cell, params["cell"], carry, xs[t], {n: d[t] for n, d in deltas.items()})
+        carry = textbook_step(cell)(params["cell"], carry, xs[t], {n: d[t] for n, d in deltas.items()})
         outputs.append(carry["h"] @ params["readout"]["w"] + params["readout"]["b"])
     return task.losses(jnp.stack(outputs) if task.reads_every_step else outputs[-1], targets)
 
@@ -160,7 +154,8 @@ def test_vector_norm_of_huge_float32_entries_is_not_zero():
 
 
 def test_vector_norm_of_vector_with_infinite_entry_is_infinite():
-    norms = np.asarray(gradients.vector_norm(jnp.asarray([[1.0, np.inf, 2.0], [1.0, np.nan, 2.0]], jnp.float32)))
+    x = jnp.asarray([[1.0, np.inf, 2.0], [1.0, np.nan, 2.0]], jnp.float32)
+    norms = np.asarray(gradients.vector_norm(x))
     np.testing.assert_array_equal(norms, [np.inf, np.nan])
 
 
@@ -177,22 +172,24 @@ def test_vector_norm_reduces_the_given_axis():
 
 
 def test_grad_ratio_is_first_over_last():
-    assert gradients.grad_ratio(np.array([3.0, 1.0, 0.25])) == pytest.approx(12.0)
-    assert gradients.grad_ratio(np.array([1e-12, 0.5], np.float32)) == pytest.approx(2e-12)
+    assert summary.grad_ratio(np.array([3.0, 1.0, 0.25])) == pytest.approx(12.0)
+    assert summary.grad_ratio(np.array([1e-12, 0.5], np.float32)) == pytest.approx(2e-12)
 
 
 @pytest.mark.parametrize("last", [0.0, np.inf, -np.inf, np.nan])
 def test_grad_ratio_is_none_when_last_is_zero_or_not_finite(last):
-    assert gradients.grad_ratio(np.array([1.0, 2.0, last])) is None
+    assert summary.grad_ratio(np.array([1.0, 2.0, last])) is None
 
 
 def autodiff_states(cell: cells.Cell, cell_params, xs, perturbations):
     """model.states without its hand-written backward: JAX differentiates a plain scan of the
-    textbook step (`Cell.step`)."""
+    textbook step (tests/reference.py)."""
+    textbook = textbook_step(cell)
 
     def step(carry, inputs):
         x_t, delta_t = inputs
-        return cell.step(cell_params, carry, x_t, delta_t)
+        carry = textbook(cell_params, carry, x_t, delta_t)
+        return carry, carry["h"]
 
     carry = cell.initial_carry(xs.shape[1], cell_params["w_h"].shape[0], xs.dtype)
     return jax.lax.scan(step, carry, (xs, perturbations))[1]
@@ -225,6 +222,6 @@ def test_hand_written_backward_equals_autodiff_of_the_forward_scan(cell, perturb
         np.testing.assert_allclose(ours_hs, hs, rtol=1e-13, atol=1e-15)
         ours, reference = ours_vjp(d_hs), reference_vjp(d_hs)
     assert jax.tree.structure(ours) == jax.tree.structure(reference)
-    for got, expected in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
+    for got, expected in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True):
         assert np.any(np.asarray(expected) != 0)
         np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-13)

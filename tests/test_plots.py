@@ -7,8 +7,10 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
-from lstm_vg import plots, results
+from lstm_vg.analysis import grouping, plots
+from lstm_vg.analysis.plots import style
 from lstm_vg.cli import app
+
 from test_results import LENGTHS, SEEDS, STEPS, metric_rows, profile, write_run, write_single, write_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -20,7 +22,7 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    return results.load(write_sweep(tmp_path_factory.mktemp("results")))[0][0]
+    return grouping.load(write_sweep(tmp_path_factory.mktemp("results")))[0][0]
 
 
 def setting_runs(experiment, length):
@@ -50,7 +52,8 @@ def test_gradient_decay_lines_are_the_median_over_seeds(sweep):
             expected = median_profile(cell, 12, log % len(STEPS))
             np.testing.assert_array_equal(line.get_xdata(), np.arange(1, 13))
             np.testing.assert_allclose(line.get_ydata(), np.where(expected > 0, expected, np.nan), rtol=1e-6)
-    np.testing.assert_allclose(artist(figure, "lstm:c_norms:final").get_ydata(), 2 * median_profile("lstm", 12, 3),
+    np.testing.assert_allclose(artist(figure, "lstm:c_norms:final").get_ydata(),
+                               2 * median_profile("lstm", 12, 3),
                                rtol=1e-6)
     assert "rnn:c_norms:init" not in gids(figure)  # the RNN has no cell state
     assert all(ax.get_yscale() == "log" for ax in figure.axes)
@@ -62,7 +65,8 @@ def test_exact_zeros_are_marked_on_the_bottom_axis_not_dropped(sweep):
     np.testing.assert_array_equal(markers.get_xdata(), [1, 2, 3, 4])  # t = 1 … 16 // 4
     assert "exact" in markers.get_label() and "underflow" in markers.get_label()
     assert "rnn:h_norms:init:zeros" not in gids(figure)  # no zero at step 0: no empty marker set
-    legend_texts = [t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    legend_texts = [t.get_text() for ax in figure.axes if ax.get_legend()
+                    for t in ax.get_legend().get_texts()]
     assert any("underflow" in text for text in legend_texts)
 
 
@@ -85,7 +89,8 @@ def test_learning_curves_show_medians_baseline_dashed_and_threshold(sweep):
     assert len(figure.axes) == 2  # adding: train and eval loss; accuracy does not decide "solved"
     for cell in ("rnn", "lstm"):
         line = artist(figure, f"{cell}:eval_loss")
-        expected = np.median([[r["eval_loss"] for r in metric_rows(cell, s, "adding")] for s in SEEDS], axis=0)
+        expected = np.median([[r["eval_loss"] for r in metric_rows(cell, s, "adding")] for s in SEEDS],
+                             axis=0)
         np.testing.assert_array_equal(line.get_xdata(), STEPS)
         np.testing.assert_allclose(line.get_ydata(), expected)
     baselines = [a for ax in figure.axes for a in ax.get_lines() if a.get_gid() == "baseline"]
@@ -99,11 +104,12 @@ def test_learning_curves_show_medians_baseline_dashed_and_threshold(sweep):
 def test_copy_learning_curves_add_accuracy_with_its_threshold(tmp_path):
     for seed in (0, 1):
         write_run(tmp_path / "copy", "lstm", 5, seed, task="copy", sweep=("model.cell",))
-    runs = results.load(tmp_path / "copy")[0][0].runs
+    runs = grouping.load(tmp_path / "copy")[0][0].runs
     figure = plots.learning_curves_figure(list(runs), "copy, T=5")
     assert len(figure.axes) == 3
     accuracy = artist(figure, "lstm:eval_accuracy")
-    expected = np.median([[r["eval_accuracy"] for r in metric_rows("lstm", s, "copy")] for s in (0, 1)], axis=0)
+    expected = np.median([[r["eval_accuracy"] for r in metric_rows("lstm", s, "copy")] for s in (0, 1)],
+                         axis=0)
     np.testing.assert_allclose(accuracy.get_ydata(), expected)
     assert artist(figure, "threshold").get_ydata()[0] == 0.99
     assert artist(figure, "threshold").axes is accuracy.axes
@@ -113,13 +119,15 @@ def test_copy_learning_curves_add_accuracy_with_its_threshold(tmp_path):
 
 def test_sweep_figure_plots_the_summaries_against_T(sweep):
     figure = plots.sweep_figure(list(sweep.runs), "task.length", "adding")
-    final = {c: [[r["eval_loss"] for r in metric_rows(c, s, "adding")][-1] for s in SEEDS] for c in ("rnn", "lstm")}
+    final = {c: [[r["eval_loss"] for r in metric_rows(c, s, "adding")][-1] for s in SEEDS]
+             for c in ("rnn", "lstm")}
     for cell in ("rnn", "lstm"):
         loss = artist(figure, f"{cell}:final_eval_loss")
         np.testing.assert_array_equal(loss.get_xdata(), LENGTHS)
         np.testing.assert_allclose(loss.get_ydata(), [np.median(final[cell])] * len(LENGTHS))
         ratio = artist(figure, f"{cell}:grad_ratio_init")
-        expected = [np.median([profile(cell, T, s, 0)[0] / profile(cell, T, s, 0)[-1] for s in SEEDS]) for T in LENGTHS]
+        expected = [np.median([profile(cell, T, s, 0)[0] / profile(cell, T, s, 0)[-1] for s in SEEDS])
+                    for T in LENGTHS]
         np.testing.assert_allclose(ratio.get_ydata(), expected, rtol=1e-5)
     np.testing.assert_allclose(artist(figure, "lstm:steps_to_solve").get_ydata(), [30] * len(LENGTHS))
     assert np.isnan(artist(figure, "rnn:steps_to_solve").get_ydata()).all()
@@ -132,11 +140,11 @@ def test_each_cell_has_one_colour_in_every_figure(sweep):
     runs = setting_runs(sweep, 12)
     figures = [plots.gradient_decay_figure(runs, "t"), plots.learning_curves_figure(runs, "t"),
                plots.sweep_figure(list(sweep.runs), "task.length", "t")]
-    for cell, colour in plots.CELL_COLOURS.items():
+    for cell, colour in style.CELL_COLOURS.items():
         colours = {a.get_color() for f in figures for ax in f.axes for a in ax.get_lines()
                    if (a.get_gid() or "").startswith(f"{cell}:")}
         assert colours == {colour}
-    assert plots.cell_colour("gru") == plots.cell_colour("gru")  # unknown cells: stable too
+    assert style.cell_colour("gru") == style.cell_colour("gru")  # unknown cells: stable too
 
 
 def test_titles_name_the_task_and_T(sweep):

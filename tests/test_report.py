@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lstm_vg import gradients, report, results
+from lstm_vg.analysis import grouping, report
 from lstm_vg.cli import app
+from lstm_vg.results import summary
+
 from test_results import BASELINE, LENGTHS, SEEDS, metric_rows, profile, write_run, write_single, write_sweep
 
 
@@ -28,7 +30,7 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def table(tree):
-    return report.rows(results.load(tree)[0])
+    return report.rows(grouping.load(tree)[0])
 
 
 def final_eval_losses(cell):
@@ -49,8 +51,8 @@ def test_row_numbers_equal_mean_sd_and_medians_of_the_summaries(table):
     assert row["final_eval_loss_sd"] == pytest.approx(np.std(losses, ddof=1))
     assert row["baseline_loss"] == pytest.approx(BASELINE)
     assert row["solved_fraction"] == 1.0 and row["steps_to_solve_median"] == 30  # solved at 30, 30, 20
-    init = [gradients.grad_ratio(profile("lstm", 12, s, 0)) for s in SEEDS]
-    final = [gradients.decay_rate(profile("lstm", 12, s, 3)) for s in SEEDS]
+    init = [summary.grad_ratio(profile("lstm", 12, s, 0)) for s in SEEDS]
+    final = [summary.decay_rate(profile("lstm", 12, s, 3)) for s in SEEDS]
     assert row["grad_ratio_init_median"] == pytest.approx(np.median(init))
     assert row["decay_rate_final_median"] == pytest.approx(np.median(final))
     assert row["steps_per_second_median"] == pytest.approx(101.0)
@@ -60,7 +62,7 @@ def test_unsolved_and_underflowed_runs_give_null_not_zero(table):
     row = next(r for r in table if (r["experiment"], r["T"], r["cell"]) == ("sweep", 16, "rnn"))
     assert row["solved_fraction"] == 0.0 and row["steps_to_solve_median"] is None
     assert row["grad_ratio_final_median"] == 0.0  # h_1 underflowed to exactly 0: the ratio is 0
-    expected = np.median([gradients.decay_rate(profile("rnn", 16, s, 3)) for s in SEEDS])
+    expected = np.median([summary.decay_rate(profile("rnn", 16, s, 3)) for s in SEEDS])
     assert row["decay_rate_final_median"] == pytest.approx(expected)  # zeros left out of the fit
 
 
@@ -83,7 +85,7 @@ def test_csv_and_json_hold_the_same_rows(table):
     from_csv = list(csv.DictReader(io.StringIO(report.to_csv(table))))
     assert from_json == table
     assert len(from_csv) == len(table)
-    for parsed, row in zip(from_csv, table):
+    for parsed, row in zip(from_csv, table, strict=True):
         assert float(parsed["final_eval_loss_mean"]) == row["final_eval_loss_mean"]
         assert parsed["steps_to_solve_median"] == ("" if row["steps_to_solve_median"] is None
                                                    else repr(row["steps_to_solve_median"]))
@@ -96,7 +98,7 @@ def test_other_swept_keys_get_their_own_column(tmp_path):
         summary = json.loads((tmp_path / "lr" / f"lr={lr},seed=0" / "summary.json").read_text())
         summary |= {"sweep.train.lr": lr, "final_eval_loss": lr}
         (tmp_path / "lr" / f"lr={lr},seed=0" / "summary.json").write_text(json.dumps(summary))
-    table = report.rows(results.load(tmp_path)[0])
+    table = report.rows(grouping.load(tmp_path)[0])
     assert [(r["train.lr"], r["final_eval_loss_mean"]) for r in table] == [(0.01, 0.01), (0.1, 0.1)]
     assert "| train.lr |" in report.to_markdown(table).splitlines()[0]
 
@@ -104,20 +106,21 @@ def test_other_swept_keys_get_their_own_column(tmp_path):
 def test_running_runs_count_in_status_but_not_in_the_numbers(tmp_path):
     write_run(tmp_path / "live", "lstm", 6, 0, sweep=("model.cell",))
     write_run(tmp_path / "live", "lstm", 6, 1, sweep=("model.cell",), summary=False)
-    [row] = report.rows(results.load(tmp_path)[0])
+    [row] = report.rows(grouping.load(tmp_path)[0])
     assert row["seeds"] == 2 and row["status"] == "done 1, running 1"
     assert row["final_eval_loss_mean"] == pytest.approx(final_eval_losses("lstm")[0])
     assert row["final_eval_loss_sd"] is None
     write_run(tmp_path / "later", "rnn", 6, 0, sweep=("model.cell",), summary=False)
-    [row] = report.rows(results.load(tmp_path / "later")[0])
+    [row] = report.rows(grouping.load(tmp_path / "later")[0])
     assert row["status"] == "running 1" and row["final_eval_loss_mean"] is None
-    assert row["baseline_loss"] == pytest.approx(BASELINE)  # from the task: known before the end
+    assert row["baseline_loss"] == pytest.approx(BASELINE)  # from meta.json: known at the start
 
 
 def test_cli_report_markdown_by_default_and_json_on_request(tree):
     result = invoke("report", tree)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("| experiment | cell |") and "| sweep | lstm | adding | 16 |" in result.output
+    assert result.output.startswith("| experiment | cell |")
+    assert "| sweep | lstm | adding | 16 |" in result.output
     as_json = invoke("report", tree / "sweep", "--format", "json")
     assert as_json.exit_code == 0, as_json.output
     assert [r["T"] for r in json.loads(as_json.output)] == [T for T in LENGTHS for _ in ("rnn", "lstm")]

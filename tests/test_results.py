@@ -19,10 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from helpers import TINY
-from lstm_vg import gradients, results
+from lstm_vg.analysis import grouping
 from lstm_vg.cli import app
 from lstm_vg.errors import UserError
+from lstm_vg.results import read
+from lstm_vg.results import summary as summaries
+
+from helpers import TINY
 
 STEPS = (0, 10, 20, 30)  # logged steps of every synthetic run
 LENGTHS = (8, 12, 16)  # the T sweep
@@ -54,13 +57,18 @@ def metric_rows(cell: str, seed: int, task: str) -> list[dict]:
 
 
 def solved_step(task: str, rows: list[dict]):
-    hits = [r["step"] for r in rows if (r["eval_loss"] <= 0.01 if task == "adding" else r["eval_accuracy"] >= 0.99)]
+    if task == "adding":
+        hits = [r["step"] for r in rows if r["eval_loss"] <= 0.01]
+    else:
+        hits = [r["step"] for r in rows if r["eval_accuracy"] >= 0.99]
     return hits[0] if hits else None
 
 
 def write_run(experiment: Path, cell: str, length: int, seed: int, *, task: str = "adding",
-              sweep=("model.cell", "task.length"), summary: bool = True, norms: bool = True) -> Path:
-    """One run folder in the documented format; returns it."""
+              sweep=("model.cell", "task.length"), summary: bool = True, norms: bool = True,
+              meta: bool = True) -> Path:
+    """One run folder in the documented format; returns it. `meta`: write meta.json's task
+    fields, as runs do when they start (results of earlier versions have none)."""
     point = {"model.cell": cell, "task.length": length}
     point = {key: point[key] for key in sweep}
     name = ",".join([f"{k.split('.')[-1]}={v}" for k, v in point.items()] + [f"seed={seed}"])
@@ -71,6 +79,11 @@ def write_run(experiment: Path, cell: str, length: int, seed: int, *, task: str 
               "log": {"every": 10}, "seeds": [seed]}
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     rows = metric_rows(cell, seed, task)
+    baseline = BASELINE if task == "adding" else 10 * np.log(8) / (length + 20)
+    criterion = ("eval_loss", "<=", 0.01) if task == "adding" else ("eval_accuracy", ">=", 0.99)
+    if meta:
+        fields = dict(zip(("solved_metric", "solved_relation", "solved_threshold"), criterion, strict=True))
+        (folder / "meta.json").write_text(json.dumps({"seed": seed, "baseline_loss": baseline, **fields}))
     with open(folder / "metrics.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
@@ -82,15 +95,14 @@ def write_run(experiment: Path, cell: str, length: int, seed: int, *, task: str 
             arrays["c_norms"] = 2 * h
         np.savez(folder / "gradients.npz", **arrays)
     if summary:
-        baseline = BASELINE if task == "adding" else 10 * np.log(8) / (length + 20)
         fields = {
             "status": "done", "experiment": experiment.name, "run": name, "cell": cell, "task": task,
             "length": length, "seed": seed, **{f"sweep.{k}": v for k, v in point.items()},
             "steps": STEPS[-1], "baseline_loss": baseline, "final_train_loss": rows[-1]["train_loss"],
             "final_eval_loss": rows[-1]["eval_loss"], "final_eval_accuracy": rows[-1]["eval_accuracy"],
             "solved": solved_step(task, rows) is not None, "steps_to_solve": solved_step(task, rows),
-            "grad_ratio_init": gradients.grad_ratio(h[0]), "grad_ratio_final": gradients.grad_ratio(h[-1]),
-            "decay_rate_init": gradients.decay_rate(h[0]), "decay_rate_final": gradients.decay_rate(h[-1]),
+            "grad_ratio_init": summaries.grad_ratio(h[0]), "grad_ratio_final": summaries.grad_ratio(h[-1]),
+            "decay_rate_init": summaries.decay_rate(h[0]), "decay_rate_final": summaries.decay_rate(h[-1]),
             "diverged_at_step": None, "steps_per_second": 100.0 + seed, "wall_seconds": 0.3,
         }
         (folder / "summary.json").write_text(json.dumps(fields, indent=2))
@@ -126,13 +138,13 @@ def run_names(experiments) -> list[str]:
 
 
 def test_finds_the_same_runs_from_a_run_an_experiment_or_a_tree(tree):
-    everything, warnings = results.load(tree)
+    everything, warnings = grouping.load(tree)
     assert warnings == []
     assert [e.name for e in everything] == ["single", "sweep"]
     assert len(run_names(everything)) == 2 * 2 + 2 * len(LENGTHS) * len(SEEDS)
-    experiment, _ = results.load(tree / "sweep")
+    experiment, _ = grouping.load(tree / "sweep")
     assert run_names(experiment) == run_names(everything[1:])
-    one, _ = results.load(tree / "sweep" / "cell=lstm,length=12,seed=1")
+    one, _ = grouping.load(tree / "sweep" / "cell=lstm,length=12,seed=1")
     assert [r.name for r in one[0].runs] == ["cell=lstm,length=12,seed=1"]
 
 
@@ -141,11 +153,11 @@ def test_plots_and_hidden_folders_are_not_runs(tree):
     (tree / "single" / "plots" / "a.png").write_bytes(b"")
     (tree / ".cache" / "x").mkdir(parents=True)
     (tree / ".cache" / "x" / "summary.json").write_text("{}")
-    assert len(results.find_run_folders(tree)) == 4 + 2 * len(LENGTHS) * len(SEEDS)
+    assert len(read.find_run_folders(tree)) == 4 + 2 * len(LENGTHS) * len(SEEDS)
 
 
 def test_runs_are_grouped_by_setting_and_cell_with_the_rnn_first(tree):
-    sweep = results.load(tree / "sweep")[0][0]
+    sweep = grouping.load(tree / "sweep")[0][0]
     assert sweep.swept_keys == ("model.cell", "task.length")
     settings = sweep.settings()
     assert list(settings) == [(("task.length", T),) for T in LENGTHS]
@@ -154,29 +166,41 @@ def test_runs_are_grouped_by_setting_and_cell_with_the_rnn_first(tree):
 
 
 def test_a_run_loads_the_stored_numbers(tree):
-    run = results.load_run(tree / "sweep" / "cell=rnn,length=16,seed=2")
+    run = read.load_run(tree / "sweep" / "cell=rnn,length=16,seed=2")
     assert (run.cell, run.task, run.length, run.seed, run.status) == ("rnn", "adding", 16, 2, "done")
     np.testing.assert_array_equal(run.metrics["step"], STEPS)
-    np.testing.assert_allclose(run.metrics["eval_loss"], [r["eval_loss"] for r in metric_rows("rnn", 2, "adding")])
+    expected = [r["eval_loss"] for r in metric_rows("rnn", 2, "adding")]
+    np.testing.assert_allclose(run.metrics["eval_loss"], expected)
     np.testing.assert_array_equal(run.norms["h_norms"][-1], profile("rnn", 16, 2, 3))
     assert "c_norms" not in run.norms
     assert run.baseline_loss == pytest.approx(BASELINE)
-    assert run.solved_criterion() == ("eval_loss", "≤", 0.01)  # threshold null → the task's default
+    assert run.solved_criterion() == ("eval_loss", "<=", 0.01)  # threshold null: the default
 
 
 def test_a_running_run_is_read_from_its_config_and_missing_files_are_none(tmp_path):
     folder = write_run(tmp_path / "live", "lstm", 10, 4, summary=False, norms=False)
-    run = results.load_run(folder)
+    run = read.load_run(folder)
     assert (run.status, run.cell, run.task, run.length, run.seed) == ("running", "lstm", "adding", 10, 4)
     assert run.summary is None and run.norms is None and run.metrics["step"].size == len(STEPS)
-    assert run.baseline_loss == pytest.approx(BASELINE)  # from the task, as there is no summary
+    assert run.baseline_loss == pytest.approx(BASELINE)  # from meta.json, as there is no summary
+    assert run.solved_criterion() == ("eval_loss", "<=", 0.01)
+
+
+def test_a_run_of_an_earlier_version_reads_its_criterion_from_its_task_and_threshold(tmp_path):
+    """Before summary.json and meta.json recorded the solved criterion, readers knew it from the
+    task; those results still read (a running one has no baseline until it ends)."""
+    done = read.load_run(write_run(tmp_path / "old", "lstm", 10, 0, task="copy", meta=False))
+    assert done.solved_criterion() == ("eval_accuracy", ">=", 0.99)
+    assert done.baseline_loss == pytest.approx(10 * np.log(8) / 30)
+    live = read.load_run(write_run(tmp_path / "old", "rnn", 10, 1, summary=False, meta=False))
+    assert live.solved_criterion() == ("eval_loss", "<=", 0.01) and live.baseline_loss is None
 
 
 def test_swept_keys_come_from_the_configs_when_no_run_has_finished(tmp_path):
     for cell in ("rnn", "lstm"):
         for length in (5, 9):
             write_run(tmp_path / "live", cell, length, 0, summary=False)
-    experiment = results.load(tmp_path / "live")[0][0]
+    experiment = grouping.load(tmp_path / "live")[0][0]
     assert experiment.swept_keys == ("model.cell", "task.length")
     assert list(experiment.settings()) == [(("task.length", 5),), (("task.length", 9),)]
 
@@ -186,7 +210,8 @@ def test_swept_keys_come_from_the_configs_when_no_run_has_finished(tmp_path):
     (lambda f: (f / "summary.json").write_text('[1, 2]'), "summary.json: expected a JSON object"),
     (lambda f: (f / "gradients.npz").write_bytes((f / "gradients.npz").read_bytes()[:150]),
      "gradients.npz: unreadable, truncated or not an .npz archive"),
-    (lambda f: (f / "metrics.csv").write_text("step,train_loss\n0,1\n"), "metrics.csv: missing column 'eval_loss'"),
+    (lambda f: (f / "metrics.csv").write_text("step,train_loss\n0,1\n"),
+     "metrics.csv: missing column 'eval_loss'"),
     (lambda f: (f / "metrics.csv").write_text((f / "metrics.csv").read_text().replace("0.5", "oops", 1)),
      "metrics.csv: column 'grad_norm' holds a value that is not a number"),
     (lambda f: (f / "config.yaml").write_text("task: [unclosed"), "config.yaml: not valid YAML"),
@@ -194,26 +219,26 @@ def test_swept_keys_come_from_the_configs_when_no_run_has_finished(tmp_path):
 def test_an_unreadable_run_is_skipped_with_a_warning_naming_the_file(tree, damage, expected):
     bad = tree / "single" / "cell=lstm,seed=1"
     damage(bad)
-    experiments, warnings = results.load(tree)
+    experiments, warnings = grouping.load(tree)
     assert len(warnings) == 1 and expected in warnings[0] and str(bad) in warnings[0]
     assert "\n" not in warnings[0]
     assert str(bad) not in run_names(experiments)
     with pytest.raises(UserError, match=expected):
-        results.load(bad)  # alone, nothing is readable: an error, not a warning
+        grouping.load(bad)  # alone, nothing is readable: an error, not a warning
 
 
 def test_a_folder_without_runs_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no runs found"):
-        results.load(tmp_path)
+        grouping.load(tmp_path)
     with pytest.raises(UserError, match="no such file or folder"):
-        results.load(tmp_path / "missing")
+        grouping.load(tmp_path / "missing")
 
 
 def test_nothing_readable_is_one_user_error_naming_the_first_file(tmp_path):
     for seed in (0, 1):
         (write_run(tmp_path / "e", "rnn", 5, seed) / "summary.json").write_text("garbage")
     with pytest.raises(UserError) as error:
-        results.load(tmp_path)
+        grouping.load(tmp_path)
     message = str(error.value)
     assert "cell=rnn,length=5,seed=0/summary.json: not valid JSON" in message
     assert "and 1 more unreadable runs" in message and "\n" not in message
@@ -255,7 +280,8 @@ def test_damaged_results_are_skipped_with_a_warning_or_refused_in_one_line(real_
                 data = path.read_bytes()
                 path.write_bytes({"truncate": data[: int(fraction * len(data))], "junk": junk_bytes,
                                   "empty": b""}[how])
-        args = [command, str(folder)] + (["--out", str(Path(scratch) / "figures")] if command == "plot" else [])
+        figures = ["--out", str(Path(scratch) / "figures")] if command == "plot" else []
+        args = [command, str(folder), *figures]
         result = CliRunner().invoke(app, args)
     assert result.exit_code in (0, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -271,5 +297,5 @@ def test_a_config_key_added_since_an_old_run_was_written_is_not_a_swept_key(tree
     raw = yaml.safe_load(old.read_text())
     raw["train"]["remat"] = 0
     old.write_text(yaml.safe_dump(raw))
-    experiments, _ = results.load(tree / "single")
-    assert results.swept_keys(experiments[0].runs) == ("model.cell",)
+    experiments, _ = grouping.load(tree / "single")
+    assert grouping.swept_keys(experiments[0].runs) == ("model.cell",)

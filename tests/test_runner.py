@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from lstm_vg import config
+from lstm_vg.training import checkpoint, loop
+
 from helpers import TINY, assert_same_results
-from lstm_vg import checkpoint, config, runner
 
 
 class StopAt:
@@ -31,7 +33,7 @@ class StopAt:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    folder, _ = runner.run_experiment(config.load(TINY), tmp_path_factory.mktemp("whole"))
+    folder, _ = loop.run_experiment(config.load(TINY), tmp_path_factory.mktemp("whole"))
     return folder
 
 
@@ -42,7 +44,7 @@ def test_resumed_runs_equal_uninterrupted_runs_bit_for_bit(uninterrupted, tmp_pa
     run ends with the metrics, params and gradient profiles of an uninterrupted run."""
     c = config.load(TINY)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_experiment(c, tmp_path, progress=StopAt(stop_at))
+        loop.run_experiment(c, tmp_path, progress=StopAt(stop_at))
     cut = tmp_path / "tiny"
     interrupted = [p for p in cut.iterdir() if (p / checkpoint.FILE).exists()]
     assert len(interrupted) == 2  # the first batch's two seeds
@@ -50,7 +52,7 @@ def test_resumed_runs_equal_uninterrupted_runs_bit_for_bit(uninterrupted, tmp_pa
         summary = json.loads((run / "summary.json").read_text())
         assert summary["status"] == "interrupted" and summary["steps"] == stop_at // 10 * 10
     progress = StopAt()
-    _, summaries = runner.run_experiment(c, tmp_path, progress=progress, resume=True)
+    _, summaries = loop.run_experiment(c, tmp_path, progress=progress, resume=True)
     assert progress.first_steps == [stop_at + 5, 5]  # resumed, then fresh
     assert [s["status"] for s in summaries] == ["done"] * 4
     assert not any((p / checkpoint.FILE).exists() for p in cut.iterdir())
@@ -59,9 +61,9 @@ def test_resumed_runs_equal_uninterrupted_runs_bit_for_bit(uninterrupted, tmp_pa
 
 def test_resume_keeps_finished_runs_untouched(uninterrupted, tmp_path):
     c = config.load(TINY)
-    folder, _ = runner.run_experiment(c, tmp_path)
+    folder, _ = loop.run_experiment(c, tmp_path)
     before = {p.name: (p / "summary.json").read_text() for p in folder.iterdir()}
     progress = StopAt()
-    _, summaries = runner.run_experiment(c, tmp_path, progress=progress, resume=True)
+    _, summaries = loop.run_experiment(c, tmp_path, progress=progress, resume=True)
     assert summaries == [] and progress.first_steps == []
     assert before == {p.name: (p / "summary.json").read_text() for p in folder.iterdir()}

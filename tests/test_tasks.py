@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_vg import tasks
+from lstm_vg.core import tasks
+from lstm_vg.results.format import RELATIONS, task_fields
 
 # The unit tests share a few (length, batch) shapes: each new shape costs a compile.
 ADDING_BATCH, COPY_BATCH = 64, 8
@@ -187,11 +188,13 @@ def test_get_unknown_task_raises_key_error_naming_allowed_tasks():
 
 
 @pytest.mark.parametrize("task", [tasks.Adding(5), tasks.Copy(5)], ids=lambda t: t.name)
-def test_solved_agrees_with_the_declared_metric_and_relation(task):
-    # plots and reports read solved_metric/solved_relation; training calls solved()
+def test_solved_agrees_with_the_criterion_the_results_record(task):
+    # plots and reports read the criterion summary.json and meta.json record; training calls solved()
+    fields = task_fields(task)
+    relation = RELATIONS[fields["solved_relation"]]
     for value in (task.threshold - 1e-3, task.threshold, task.threshold + 1e-3):
-        logged = {"eval_loss": 0.5, "eval_accuracy": 0.5, task.solved_metric: value}
-        expected = value <= task.threshold if task.solved_relation == "≤" else value >= task.threshold
+        logged = {"eval_loss": 0.5, "eval_accuracy": 0.5, fields["solved_metric"]: value}
+        expected = relation(value, fields["solved_threshold"])
         assert task.solved(logged["eval_loss"], logged["eval_accuracy"]) == expected
 
 

@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_vg import cells, config, runner, tasks, train
+from lstm_vg import config
+from lstm_vg.core import batched, cells, tasks, train
+from lstm_vg.training import loop, plan
 
 
 def tiny_trainer(cell="lstm", task="adding", length=10, **overrides) -> train.Trainer:
@@ -14,8 +16,8 @@ def tiny_trainer(cell="lstm", task="adding", length=10, **overrides) -> train.Tr
 
 
 def train_runs(trainer, seeds, lrs, chunks, vectorize=None):
-    states = train.stack([trainer.init_state(s, lr) for s, lr in zip(seeds, lrs)])
-    chunk, evaluate = train.compile_batched(trainer, vectorize=vectorize)
+    states = batched.stack([trainer.init_state(s, lr) for s, lr in zip(seeds, lrs, strict=True)])
+    chunk, evaluate = batched.compile_batched(trainer, vectorize=vectorize)
     for _ in range(chunks):
         states, _ = chunk(states)
     return states, jax.device_get(evaluate(states))
@@ -48,7 +50,7 @@ def test_batched_runs_equal_separate_runs(vectorize):
     tolerance = {"rtol": 1e-5, "atol": 1e-6} if vectorize else {}
     for r, (seed, lr) in enumerate([(0, 1e-3), (1, 3e-3), (2, 1e-2)]):
         alone, logged_alone = train_runs(trainer, [seed], [lr], chunks=2, vectorize=vectorize)
-        for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params)):
+        for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params), strict=True):
             same(a[0], b[r], **tolerance)
         for key in ("h_norms", "c_norms", "eval_loss"):
             same(logged_alone[key][0], logged[key][r], **tolerance)
@@ -58,7 +60,7 @@ def test_same_seed_gives_identical_numbers():
     trainer = tiny_trainer("rnn")
     first, logged_first = train_runs(trainer, [7], [1e-3], chunks=2)
     second, logged_second = train_runs(trainer, [7], [1e-3], chunks=2)
-    for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params)):
+    for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(logged_first["h_norms"], logged_second["h_norms"])
 
@@ -105,14 +107,14 @@ def test_batches_group_runs_that_share_shapes():
     c = config.from_mapping(
         {"seeds": 2, "sweep": {"model.cell": ["rnn", "lstm"], "train.lr": [1e-3, 1e-2],
                                "model.forget_bias": [0.0, 1.0], "model.chrono": [None, 50]}}, "x")
-    groups = runner.batches(config.expand(c))
+    groups = plan.batches(config.expand(c))
     assert [len(g) for g in groups] == [16, 16]
     assert {r.config.model.cell for r in groups[0]} == {"rnn"}
 
 
 def test_runs_without_a_forget_gate_form_their_own_batch():
     c = config.from_mapping({"sweep": {"model.forget_gate": [True, False]}}, "x")
-    assert [len(g) for g in runner.batches(config.expand(c))] == [1, 1]
+    assert [len(g) for g in plan.batches(config.expand(c))] == [1, 1]
 
 
 def count_compiles(fn) -> int:
@@ -132,8 +134,8 @@ def count_compiles(fn) -> int:
 
 def test_compiled_chunk_and_evaluate_never_recompile():
     trainer = tiny_trainer("lstm", chunk_steps=5)
-    states = train.stack([trainer.init_state(s, 1e-3) for s in (0, 1)])
-    chunk, evaluate = train.compile_batched(trainer)
+    states = batched.stack([trainer.init_state(s, 1e-3) for s in (0, 1)])
+    chunk, evaluate = batched.compile_batched(trainer)
     states, _ = chunk(states)
     evaluate(states)
 
@@ -152,7 +154,7 @@ def test_whole_run_compiles_the_same_whatever_its_length(tmp_path):
             {"task": {"length": 8}, "model": {"hidden": 4}, "seeds": 2,
              "train": {"steps": steps, "batch": 4, "chunk": 5},
              "log": {"every": 10, "eval_batch": 8, "probe_batch": 4}}, "x")
-        runner.run_experiment(c, tmp_path / out)
+        loop.run_experiment(c, tmp_path / out)
 
     run(10, "warm")  # eager helpers compile once per process
     assert count_compiles(lambda: run(10, "short")) == count_compiles(lambda: run(60, "long"))
@@ -162,9 +164,9 @@ def test_a_diverging_run_is_frozen_and_leaves_its_batch_mates_alone():
     """One run with an absurd learning rate among normal ones: it stops at its last finite
     state with the step marked, and the others equal, bit for bit, a batch without it."""
     trainer = tiny_trainer("lstm", optimizer="sgd", clip=0.0, momentum=0.0, chunk_steps=10)
-    chunk, evaluate = train.compile_batched(trainer)
+    chunk, evaluate = batched.compile_batched(trainer)
     lrs = [1e-2, 3e-2, 1e30]
-    states = train.stack([trainer.init_state(seed, lr) for seed, lr in enumerate(lrs)])
+    states = batched.stack([trainer.init_state(seed, lr) for seed, lr in enumerate(lrs)])
     states, first = chunk(states)
     states, second = chunk(states)
     logged = jax.device_get(evaluate(states))
@@ -175,10 +177,10 @@ def test_a_diverging_run_is_frozen_and_leaves_its_batch_mates_alone():
     assert train.all_finite(jax.tree.map(lambda a: a[2], states.params))
     assert logged["diverged_at"][2] == diverged_at
 
-    without = train.stack([trainer.init_state(seed, lr) for seed, lr in enumerate(lrs[:2])])
-    chunk_without, _ = train.compile_batched(trainer)
+    without = batched.stack([trainer.init_state(seed, lr) for seed, lr in enumerate(lrs[:2])])
+    chunk_without, _ = batched.compile_batched(trainer)
     without, _ = chunk_without(chunk_without(without)[0])
-    for a, b in zip(jax.tree.leaves(without.params), jax.tree.leaves(states.params)):
+    for a, b in zip(jax.tree.leaves(without.params), jax.tree.leaves(states.params), strict=True):
         np.testing.assert_array_equal(a, b[:2])
 
 
@@ -205,6 +207,7 @@ def test_remat_cuts_the_memory_xla_reserves_for_a_long_sequence():
     the temporary memory of the plain backward pass (only h, ∂L/∂h and the inputs stay O(T))."""
     def reserved(remat):
         trainer = tiny_trainer("lstm", "adding", 1000, hidden=64, batch=16, remat=remat, chunk_steps=2)
-        return jax.jit(trainer.chunk).lower(trainer.init_state(0, 1e-3)).compile().memory_analysis().temp_size_in_bytes
+        compiled = jax.jit(trainer.chunk).lower(trainer.init_state(0, 1e-3)).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
 
     assert reserved(32) < reserved(0) / 3

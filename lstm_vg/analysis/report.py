@@ -5,7 +5,7 @@ final eval loss mean ± sd (sample sd, over seeds with a finite loss), baseline,
 median steps to solve (over the seeds that solved), median gradient ratio ‖∂L/∂h_1‖/‖∂L/∂h_T‖
 at the first and last logged step, median decay rate (decades per step, from summary.json) at
 both, median steps per second. Numbers come from summary.json only (the baseline, known before
-the end, also from the task): runs still being written count in `seeds` and `status` only.
+the end, also from meta.json): runs still being written count in `seeds` and `status` only.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from lstm_vg import results
+from lstm_vg.analysis import grouping
+from lstm_vg.analysis.grouping import ExperimentResults
+from lstm_vg.analysis.numbers import finite_or_none, mean_and_sd, median, number, scientific
 from lstm_vg.errors import UserError
-from lstm_vg.results import Experiment, RunResult
+from lstm_vg.results.read import RunResult
 
 FORMATS = ("markdown", "csv", "json")
 IDENTITY_KEYS = ("task.name", "task.length")  # shown as the task and T columns
@@ -40,30 +41,11 @@ def field(runs: list[RunResult], name: str) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], np.float64)
 
 
-def finite_or_none(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
-def median(values: np.ndarray) -> float | None:
-    """Median of the finite values; None when there are none."""
-    values = values[np.isfinite(values)]
-    return finite_or_none(np.median(values)) if values.size else None
-
-
-def mean_and_sd(values: np.ndarray) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (ddof=1) of the finite values; sd None below 2."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None, None
-    sd = finite_or_none(np.std(values, ddof=1)) if values.size > 1 else None
-    return finite_or_none(np.mean(values)), sd
-
-
-def row(experiment: Experiment, setting: tuple, cell: str, runs: list[RunResult]) -> dict:
+def row(experiment: ExperimentResults, setting: tuple, cell: str, runs: list[RunResult]) -> dict:
     """The table row of one experiment, setting and cell (runs: its seeds)."""
     loss_mean, loss_sd = mean_and_sd(field(runs, "final_eval_loss"))
     solved = field(runs, "solved")
-    baselines = np.array([r.baseline_loss for r in runs if r.baseline_loss is not None], np.float64)
+    baselines = [r.baseline_loss for r in runs]
     out = {
         "experiment": experiment.name,
         "cell": cell,
@@ -71,22 +53,22 @@ def row(experiment: Experiment, setting: tuple, cell: str, runs: list[RunResult]
         "T": runs[0].length,
         **{key: value for key, value in setting if key not in IDENTITY_KEYS},
         "seeds": len(runs),
-        "status": results.status_counts(runs),
+        "status": grouping.status_counts(runs),
         "final_eval_loss_mean": loss_mean,
         "final_eval_loss_sd": loss_sd,
-        "baseline_loss": median(baselines),  # from the task where a run has no summary yet
+        "baseline_loss": median(baselines),  # from meta.json where a run has no summary yet
         "solved_fraction": finite_or_none(np.mean(solved)) if solved.size else None,
         "steps_to_solve_median": median(field(runs, "steps_to_solve")),  # unsolved: null → left out
     }
     return out | {column: median(field(runs, name)) for name, column in MEDIANS.items()}
 
 
-def rows(experiments: list[Experiment]) -> list[dict]:
+def rows(experiments: list[ExperimentResults]) -> list[dict]:
     """Every row, ordered by experiment, setting and cell (the RNN first)."""
     table = []
     for experiment in experiments:
         for setting, runs in experiment.settings().items():
-            for cell, group in results.by_cell(runs).items():
+            for cell, group in grouping.by_cell(runs).items():
                 table.append(row(experiment, setting, cell, group))
     return table
 
@@ -97,15 +79,6 @@ def columns(table: list[dict]) -> list[str]:
 
 
 # ---- formats -----------------------------------------------------------------------------------
-
-
-def number(value, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}g}"
-
-
-def scientific(value) -> str:
-    """Ratios span many decades; an exact 0 (underflow) stays a plain 0."""
-    return "—" if value is None else "0" if value == 0 else f"{value:.2e}"
 
 
 def markdown_cells(r: dict, swept: list[str]) -> list[str]:
@@ -159,5 +132,5 @@ def report_path(path: Path, fmt: str = "markdown") -> tuple[str, list[str]]:
     """The report of every run below `path` in `fmt`, and one warning per unreadable run skipped."""
     if fmt not in RENDER:
         raise UserError(f"--format {fmt}: not a table format; allowed: {', '.join(FORMATS)}")
-    experiments, skipped = results.load(Path(path))
+    experiments, skipped = grouping.load(Path(path))
     return RENDER[fmt](rows(experiments)), skipped

@@ -1,14 +1,9 @@
-"""The one training loop every cell and task shares: `lax.scan` over steps, `vmap` over runs.
+"""The one training loop every cell and task shares: `lax.scan` over the steps of one run.
 
 A `Trainer` holds what is static for a batch of runs (cell, task, sizes, optimizer); a
-`TrainState` holds what is traced (params, optimizer state, step, PRNG key). Runs that share a
-Trainer are stacked along a leading runs axis and advance together::
-
-    chunk    = jit(vmap(trainer.chunk))      # K training steps in one compiled call
-    evaluate = jit(vmap(trainer.evaluate))   # eval loss/accuracy + per-timestep gradient norms
-
-(`compile_batched`; on CPU `lax.map` takes vmap's place, and the runs axis can be split over
-several devices.)
+`TrainState` holds what is traced (params, optimizer state, step, PRNG key). `Trainer.chunk` is
+K training steps in one scan, `Trainer.evaluate` the eval loss/accuracy and the per-timestep
+gradient norms; `lstm_vg.core.batched` runs them over a leading axis of runs.
 
 Randomness comes only from each run's root key: batch k is sampled from
 fold_in(fold_in(key, DATA), k), so a run resumed at step k sees the same data it would have seen;
@@ -20,16 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lstm_vg import gradients, model
-from lstm_vg.cells import Cell
+from lstm_vg.core import gradients, model
+from lstm_vg.core.cells import Cell
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -37,7 +31,7 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 INIT, DATA, EVAL, PROBE = range(4)
 
 # Device mesh axes: runs are split over "runs"; with batch_shards > 1, each run's training batch
-# is split over "batch" (see `runs_sharding`).
+# is split over "batch" (see `batched.runs_sharding`).
 RUNS_AXIS, BATCH_AXIS = "runs", "batch"
 
 
@@ -197,53 +191,3 @@ class Trainer:
 
 def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
-
-
-def stack(states: list[TrainState]) -> TrainState:
-    """Runs → one TrainState with a leading runs axis."""
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-
-
-def pad_runs(states: TrainState, multiple: int) -> TrainState:
-    """Repeat the last run until the number of runs is a multiple of `multiple` (the padding
-    runs train like the one they copy; their results are dropped)."""
-    runs = states.step.shape[0]
-    missing = -runs % multiple
-    return jax.tree.map(lambda a: jnp.concatenate([a] + [a[-1:]] * missing), states) if missing else states
-
-
-def runs_sharding(devices: Sequence[jax.Device], batch_shards: int = 1) -> NamedSharding:
-    """The leading runs axis split evenly over len(devices) / batch_shards groups of devices; in
-    each group every device holds the same runs and (Trainer.batch_shards) its share of each
-    training batch. A mesh of shape (runs, batch)."""
-    grid = np.asarray(devices).reshape(-1, batch_shards)
-    return NamedSharding(Mesh(grid, (RUNS_AXIS, BATCH_AXIS)), PartitionSpec(RUNS_AXIS))
-
-
-def fenced(fn):
-    """fn with optimisation barriers around it: XLA inlines a `lax.map` of one run, and without
-    them would fuse the run's ops with their surroundings differently (other rounding) than
-    inside a loop of several runs."""
-    barrier = jax.lax.optimization_barrier
-    return lambda *args: barrier(fn(*barrier(args)))
-
-
-def compile_batched(trainer: Trainer, sharding: NamedSharding | None = None,
-                    vectorize: bool | None = None):
-    """(chunk, evaluate) over a leading runs axis, each jit-compiled once for this Trainer.
-
-    The runs on one device are vmapped (`vectorize`, the default on GPU/TPU, where batching is
-    what fills the device) or run one after another with `lax.map` (the default on CPU, where
-    it is faster and each run's numbers do not depend on how many runs share the device). With
-    a `runs_sharding` every device trains its share of the runs (place the states there first).
-    """
-    vectorize = jax.default_backend() != "cpu" if vectorize is None else vectorize
-
-    def over_runs(fn):
-        fn = jax.vmap(fn) if vectorize else partial(jax.lax.map, fenced(fn))
-        if sharding is None:
-            return fn
-        runs = PartitionSpec(RUNS_AXIS)
-        return jax.shard_map(fn, mesh=sharding.mesh, in_specs=runs, out_specs=runs, check_vma=False)
-
-    return jax.jit(over_runs(trainer.chunk), donate_argnums=0), jax.jit(over_runs(trainer.evaluate))

@@ -6,7 +6,7 @@ The recurrence has a hand-written backward pass (`states`, a `jax.custom_vjp` wh
 uses each cell's `backward` step). Each step's pre-activation is one matmul,
 z_t = [h_{t-1}, x_t, 1] @ [w_h; w_x; b], and the saved u_t = [h_{t-1}, x_t, 1] give every cell
 weight's gradient in one more matmul after the reverse scan (wide inputs are projected before
-the loop instead, see `NARROW_INPUT`). ``unroll`` optionally adds a perturbation δ_t to each state
+the loop instead, see `NARROW_INPUT`). ``apply`` optionally adds a perturbation δ_t to each state
 as the cell makes it (h_t, and c_t before h_t reads it). The perturbations are zero, so the
 forward pass is unchanged, but ∂L/∂δ_t = ∂L/∂h_t (and ∂L/∂c_t, through both h_t and c_{t+1}):
 the gradient with respect to the state at every timestep falls out of the one ordinary
@@ -20,7 +20,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from lstm_vg.cells import Carry, Cell, glorot_uniform, matmul, pre_activation
+from lstm_vg.core.cells import Carry, Cell, glorot_uniform, matmul, pre_activation
 
 
 def init(
@@ -41,19 +41,6 @@ def zero_perturbations(cell: Cell, length: int, batch: int, hidden: int, dtype) 
     """δ: {name: (T, B, H)} zeros, one per carry entry."""
     return {name: jnp.zeros((length, batch, hidden), dtype) for name in cell.carry_names}
 
-
-def unroll(
-    cell: Cell,
-    params: dict,
-    xs: jax.Array,
-    perturbations: Carry | None = None,
-    scan_unroll: int = 1,
-    all_steps: bool = True,
-    remat: int = 0,
-) -> jax.Array:
-    """Hidden states hs: (T, B, H) for time-major xs: (T, B, I) from a zero carry; h_T: (B, H)
-    alone when not `all_steps`. `remat` > 0: see `states`."""
-    return states(cell, scan_unroll, remat, all_steps, params["cell"], xs, perturbations)
 
 
 # Inputs this narrow are projected inside the scan: z_t = [h_{t-1}, x_t, 1] @ [w_h; w_x; b] is
@@ -103,13 +90,21 @@ def forward_scan(cell: Cell, cell_params: dict, xs, perturbations, scan_unroll: 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def states(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, cell_params: dict, xs,
            perturbations):
-    """hs: (T, B, H), the cell run over xs: (T, B, I) from a zero carry (h_T: (B, H) alone when
-    not `all_steps`), with a hand-written backward pass (`states_backward`); the perturbations'
-    cotangents are ∂L/∂h_t (and ∂L/∂c_t).
+    """The cell run over the inputs from a zero carry, with a hand-written backward pass
+    (`states_forward`, `states_backward`).
 
-    With `remat` = K > 0 the forward pass keeps only the carry at every K-th step and the
-    backward pass recomputes one block of K steps at a time: memory O(T/K + K) states instead
-    of O(T), for one more forward pass."""
+    Arguments:
+        cell, scan_unroll, remat, all_steps: static. With `remat` = K > 0 the forward pass keeps
+            only the carry at every K-th step and the backward pass recomputes one block of K
+            steps at a time: memory O(T/K + K) states instead of O(T), for one more forward pass.
+        cell_params: {"w_x": (I, G·H), "w_h": (H, G·H), "b": (G·H,)}.
+        xs: (T, B, I), time-major inputs.
+        perturbations: {name: (T, B, H)} zeros, one per carry entry, or None. Their cotangents
+            are ∂L/∂h_t (and ∂L/∂c_t): the per-timestep state gradients.
+
+    Returns:
+        hs: (T, B, H), every h_t; or h_T: (B, H) alone when not `all_steps`.
+    """
     last, ys = forward_scan(cell, cell_params, xs, perturbations, scan_unroll, False, all_steps)
     return ys["h"] if all_steps else last["h"]
 
@@ -132,6 +127,12 @@ def unblock(tree, length: int):
 
 def states_forward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, cell_params, xs,
                    perturbations):
+    """`states`'s output and its residuals (cell_params, xs, perturbations, saved, last carry).
+
+    Without remat `saved` holds, per step, what `forward_scan(save=True)` emits: u_t (T, B,
+    H + I + 1), carry_{t-1} but h ({name: (T, B, H)}) and the cell's extras; with remat it holds
+    only the carry each block of K steps starts from ({name: (⌈T/K⌉, B, H)}) and `last` is None.
+    """
     if not remat:
         last, ys = forward_scan(cell, cell_params, xs, perturbations, scan_unroll, True, all_steps)
         out = ys.pop("h") if all_steps else last["h"]
@@ -187,6 +188,15 @@ def reverse(cell: Cell, w_h, saved, end: Carry, d_hs, d_carry: Carry, with_state
 
 
 def states_backward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, residuals, d_out):
+    """Backpropagation through time from `states_forward`'s residuals.
+
+    Arguments:
+        d_out: ∂L/∂hs (T, B, H), or ∂L/∂h_T (B, H) when not `all_steps`.
+
+    Returns:
+        (∂L/∂cell_params (the params' shapes), ∂L/∂xs (T, B, I), ∂L/∂perturbations ({name:
+        (T, B, H)}, or None without perturbations)).
+    """
     cell_params, xs, perturbations, saved, last = residuals
     w_h, with_states = cell_params["w_h"], perturbations is not None
     T, B, _ = xs.shape
@@ -220,7 +230,8 @@ states.defvjp(states_forward, states_backward)
 
 def apply(cell: Cell, task, params: dict, xs: jax.Array, perturbations=None, scan_unroll: int = 1,
           remat: int = 0):
-    """Task outputs: (T', B, O) when the task reads every step, else (B, O) from h_T."""
-    h = unroll(cell, params, xs, perturbations, scan_unroll, task.reads_every_step, remat)
+    """Task outputs for time-major xs: (T', B, I): (T', B, O) when the task reads every step,
+    else (B, O) from h_T. `perturbations`: see `states`."""
+    h = states(cell, scan_unroll, remat, task.reads_every_step, params["cell"], xs, perturbations)
     return matmul(h, params["readout"]["w"]) + params["readout"]["b"]
 

@@ -1,4 +1,4 @@
-"""Claims: one-line, checkable statements over the summaries of finished runs.
+"""Claims: one-line, checkable statements over the finished runs of a results folder.
 
 A claim compares two sides with <, <=, > or >=. A side is a number or an aggregate of one
 summary.json field over the runs that match a filter, optionally scaled by a number::
@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from lstm_vg.errors import UserError
+from lstm_vg.results.read import RunResult
 
 AGGREGATES = ("count", "fraction", "mean", "median", "min", "max")
 OPERATORS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt}
@@ -103,36 +104,23 @@ def parse(text, where: str) -> Claim:
     return Claim(text.strip(), parse_side(left, where), op, parse_side(right, where))
 
 
-def run_value(summary: dict, config: dict, key: str):
-    """A summary field, else a dotted key of the run's resolved config; None if neither."""
-    if key in summary:
-        return summary[key]
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def matches(value, wanted) -> bool:
     if isinstance(wanted, (int, float)) and isinstance(value, (int, float)):
         return math.isclose(value, wanted, rel_tol=1e-9)
     return value == wanted
 
 
-def evaluate_side(side: Side, runs: list[tuple[dict, dict]]) -> tuple[float | None, str | None]:
-    """(value, problem) of one side over runs = [(summary, config), …]."""
+def evaluate_side(side: Side, runs: list[RunResult]) -> tuple[float | None, str | None]:
+    """(value, problem) of one side over the runs (`RunResult.value` reads their fields)."""
     if side.aggregate is None:
         return side.scale, None
-    chosen = [(s, c) for s, c in runs
-              if all(matches(run_value(s, c, k), v) for k, v in side.filters)]
+    chosen = [run for run in runs if all(matches(run.value(k), v) for k, v in side.filters)]
     described = ", ".join(f"{k}={v}" for k, v in side.filters) or "all runs"
     if not chosen:
         return None, f"no finished run matches {described}"
-    values = [run_value(s, c, side.field) for s, c in chosen]
+    values = [run.value(side.field) for run in chosen]
     if all(v is None for v in values) and side.field not in NULL_IS_INFINITE:
-        if not any(side.field in s for s, _ in chosen):
+        if not any(side.field in run.summary for run in chosen):
             return None, f"no run has the field {side.field!r}"
     if side.aggregate in ("count", "fraction"):
         hits = sum(1 for v in values if v not in (None, False, 0))
@@ -147,8 +135,8 @@ def evaluate_side(side: Side, runs: list[tuple[dict, dict]]) -> tuple[float | No
     return side.scale * float(value), None
 
 
-def check(claim: Claim, runs: list[tuple[dict, dict]]) -> Verdict:
-    """Evaluate a claim over finished runs [(summary, config), …]."""
+def check(claim: Claim, runs: list[RunResult]) -> Verdict:
+    """Evaluate a claim over finished runs (runs with a summary.json)."""
     left, problem_left = evaluate_side(claim.left, runs)
     right, problem_right = evaluate_side(claim.right, runs)
     problem = problem_left or problem_right

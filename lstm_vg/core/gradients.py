@@ -6,20 +6,18 @@ For a batch of sequences with per-example losses ℓ_b, the logged profile of a 
     s_norms[t] = mean_b ‖∂ℓ_b / ∂s_t^{(b)}‖₂          t = 0 … T'−1 (0-based: s_1 … s_T' in the papers)
 
 computed in the same backward pass as the parameter gradient of the batch-mean loss by adding
-zero perturbations to the carry (see `model.unroll`). The ratio s_norms[0] / s_norms[-1] says how
-much of the signal at the last step survives back to the first.
+zero perturbations to the carry (see `model.states`). The figures summarising a profile (the ratio
+s_norms[0] / s_norms[-1], the decay rate) are computed from the stored profiles by
+`lstm_vg.results.summary`.
 """
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lstm_vg import model
-from lstm_vg.cells import Cell
+from lstm_vg.core import model
+from lstm_vg.core.cells import Cell
 
 
 def vector_norm(x: jax.Array, axis: int = -1) -> jax.Array:
@@ -61,34 +59,3 @@ def loss_grads_and_norms(
     )
     norms = {f"{name}_norms": jnp.mean(vector_norm(g), axis=1) for name, g in delta_grads.items()}
     return total / B, jax.tree.map(lambda g: g / B, param_grads), norms
-
-
-def grad_ratio(norms: np.ndarray) -> float | None:
-    """norms[0] / norms[-1] of one profile; None when undefined (last entry 0, either non-finite)."""
-    first, last = float(norms[0]), float(norms[-1])
-    if last == 0 or not (math.isfinite(first) and math.isfinite(last)):
-        return None
-    return first / last
-
-
-def decay_rate(norms: np.ndarray) -> float | None:
-    """Least-squares slope of log10 norms[t] against t, in decades per step.
-
-    Positive when the signal shrinks going back in time (norms grow towards the last step).
-    Exact zeros (float32 underflow) and non-finite entries are left out of the fit; None when
-    fewer than two points remain.
-    """
-    norms = np.asarray(norms, np.float64)
-    t = np.arange(norms.size)
-    keep = np.isfinite(norms) & (norms > 0)
-    if keep.sum() < 2:
-        return None
-    return float(np.polyfit(t[keep], np.log10(norms[keep]), 1)[0])
-
-
-def steps_in_past(norms: np.ndarray, floor: float = 1e-20) -> int:
-    """How many steps still receive an error signal: #t with ‖∂L/∂h_t‖² ≥ floor (the "steps in
-    the past" diagnostic, floor 1e-20, that issue 4 attributes to Pascanu, Mikolov & Bengio 2013;
-    see docs/reproductions.md, Sources)."""
-    norms = np.asarray(norms, np.float64)
-    return int(np.sum(np.isfinite(norms) & (norms**2 >= floor)))

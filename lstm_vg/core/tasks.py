@@ -22,6 +22,8 @@ copy (delay T)
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,14 +32,14 @@ import jax.numpy as jnp
 
 
 class SolvedBy:
-    """The solved criterion: the eval metric `solved_metric` compared with `threshold`."""
+    """The solved criterion: solved_relation(the eval metric `solved_metric`, `threshold`)."""
 
     solved_metric: ClassVar[str]  # "eval_loss" or "eval_accuracy"
-    solved_relation: ClassVar[str]  # "≤" or "≥"
+    solved_relation: ClassVar[Callable[[float, float], bool]]  # operator.le or operator.ge
 
     def solved(self, eval_loss: float, eval_accuracy: float) -> bool:
         value = eval_loss if self.solved_metric == "eval_loss" else eval_accuracy
-        return value <= self.threshold if self.solved_relation == "≤" else value >= self.threshold
+        return self.solved_relation(value, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Adding(SolvedBy):
     targets_batch_axis: ClassVar[int] = 0  # targets (B, 1)
     tolerance: ClassVar[float] = 0.04
     solved_metric: ClassVar[str] = "eval_loss"  # solved when eval_loss ≤ threshold
-    solved_relation: ClassVar[str] = "≤"
+    solved_relation = operator.le
 
     def __post_init__(self):
         if self.length < 2:  # one marker in each half needs two halves
@@ -102,7 +104,7 @@ class Copy(SolvedBy):
     reads_every_step: ClassVar[bool] = True
     targets_batch_axis: ClassVar[int] = 1  # targets (T', B)
     solved_metric: ClassVar[str] = "eval_accuracy"  # solved when eval_accuracy ≥ threshold
-    solved_relation: ClassVar[str] = "≥"
+    solved_relation = operator.ge
 
     def __post_init__(self):
         if self.length < 1:
@@ -162,7 +164,7 @@ class Adding1997(SolvedBy):
     tolerance: ClassVar[float] = 0.04
     first_among: ClassVar[int] = 10
     solved_metric: ClassVar[str] = "eval_accuracy"
-    solved_relation: ClassVar[str] = "≥"
+    solved_relation = operator.ge
 
     def __post_init__(self):
         if self.length < 2 * self.first_among + 2:  # X1's ten positions lie before T/2 − 1

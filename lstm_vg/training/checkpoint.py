@@ -1,4 +1,5 @@
-"""Per-run checkpoints: what it takes to continue a run bit for bit, written after every chunk.
+"""Per-run checkpoints, written after every chunk, and what `--resume` decides from a folder:
+which runs are finished (kept), which continue from their checkpoint, which start again.
 
 ``<run>/checkpoint.npz`` holds the run's `TrainState` leaves (``state/0`` …, in tree order, the
 PRNG key as its raw key data) and the training metrics of the chunks since the last logged step
@@ -13,11 +14,16 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import yaml
 
-from lstm_vg import runs
+from lstm_vg import config
+from lstm_vg.config import Run
 from lstm_vg.errors import UserError
+from lstm_vg.results import format as fmt
+from lstm_vg.results import read
+from lstm_vg.results.write import write_npz
 
-FILE = "checkpoint.npz"
+FILE = fmt.CHECKPOINT
 WINDOW = ("loss", "grad_norm")
 
 
@@ -32,7 +38,7 @@ def save(folder: Path, state, window: list[dict]) -> None:
     for name in WINDOW:
         arrays[f"window/{name}"] = (np.stack([np.asarray(w[name]) for w in window]) if window
                                     else np.zeros((0, 0), np.float32))
-    runs.write_npz(folder / FILE, arrays)
+    write_npz(folder / FILE, arrays)
 
 
 def load(folder: Path, like) -> tuple[object, list[dict]]:
@@ -51,7 +57,8 @@ def load(folder: Path, like) -> tuple[object, list[dict]]:
             raise UserError(f"{path}: {name} does not match the run's config; rerun without --resume")
     state = jax.tree.unflatten(treedef, [arrays[f"state/{i}"] for i in range(len(leaves))])
     state = state._replace(key=jax.random.wrap_key_data(state.key))
-    window = [dict(zip(WINDOW, values)) for values in zip(*(arrays[f"window/{n}"] for n in WINDOW))]
+    columns = (arrays[f"window/{name}"] for name in WINDOW)
+    window = [dict(zip(WINDOW, values, strict=True)) for values in zip(*columns, strict=True)]
     return state, window
 
 
@@ -62,3 +69,29 @@ def saved_step(folder: Path) -> int | None:
             return int(saved["step"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
         return None
+
+
+def holds_run(folder: Path, run: Run) -> bool:
+    """Whether `folder`'s config.yaml is this run's config (read through the schema, so a key
+    added to lstm-vg since, at its default, still counts as the same)."""
+    try:
+        saved = config.from_mapping(read.read_config(folder / fmt.CONFIG), str(folder))
+    except (OSError, ValueError, yaml.YAMLError, UserError):
+        return False
+    return saved == run.config
+
+
+def is_finished(folder: Path, run: Run) -> bool:
+    """Whether `folder` holds this run, trained to the end with the same config."""
+    try:
+        summary = read.read_summary(folder / fmt.SUMMARY)
+    except UserError:
+        return False
+    return summary is not None and summary["status"] in fmt.ENDED and holds_run(folder, run)
+
+
+def resumable(folder: Path, run: Run) -> int | None:
+    """The step an unfinished run can resume from: its checkpoint's, when its folder holds
+    this run's config and logs; else None (it starts again)."""
+    logs = all((folder / name).is_file() for name in (fmt.METRICS, fmt.NORMS))
+    return saved_step(folder) if logs and holds_run(folder, run) else None

@@ -15,18 +15,19 @@ LSTM (gate order i, f, g, o — the layout PyTorch and Flax use)::
 A cell's carry is a dict of (B, H) arrays: {"h"} for the RNN, {"h", "c"} for the LSTM. Its keys
 name the per-timestep gradient norms the tool logs (``h_norms``, ``c_norms``).
 
-`Cell.recur` runs one step from z_x = x_t @ w_x + b (the input projection does not depend on the
-recurrence: `model.forward_scan` computes it inside the step for narrow inputs, or for all t in
-one matmul before the loop for wide ones); `Cell.step` is the textbook one-step form.
+A cell is what training uses: `forward` (one step from the pre-activation z_t, which
+`model.forward_scan` computes), its hand-derived reverse step `backward`, the carry layout and the
+initialisation. The textbook one-step forms live in the tests (tests/reference.py), which check
+these against them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -99,15 +100,13 @@ def pre_activation(params: Params, carry: Carry, z_x: jax.Array) -> jax.Array:
     return z_x + matmul(carry["h"], params["w_h"])
 
 
-def rnn_recur(params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None) -> Carry:
-    return rnn_forward(carry, pre_activation(params, carry, z_x), delta)[0]
-
 
 def lstm_gate_constants(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
     """(4H,) scale s and shift u with act(z) = s·tanh(s·z) + u for each block of i, f, g, o.
 
-    sigmoid(z) = ½·tanh(z/2) + ½ (s = u = ½) and tanh(z) (s = 1, u = 0). Writing the three sigmoids and the tanh as one tanh over the whole (B, 4H) pre-activation
-    keeps the gates one fused elementwise pass per step on CPU (see PERF-NOTES, item 2).
+    sigmoid(z) = ½·tanh(z/2) + ½ (s = u = ½) and tanh(z) (s = 1, u = 0). Writing the three
+    sigmoids and the tanh as one tanh over the whole (B, 4H) pre-activation keeps the gates one
+    fused elementwise pass per step on CPU (docs/architecture.md#decisions-and-why).
     """
     scale = jnp.repeat(jnp.asarray([0.5, 0.5, 1.0, 0.5], dtype), hidden)
     shift = jnp.repeat(jnp.asarray([0.5, 0.5, 0.0, 0.5], dtype), hidden)
@@ -153,16 +152,10 @@ def lstm_backward(
     return d_previous, d_z, {"h": d_h, "c": d_c}
 
 
-def lstm_recur(
-    params: Params, carry: Carry, z_x: jax.Array, delta: Carry | None = None, forget_gate: bool = True
-) -> Carry:
-    return lstm_forward(carry, pre_activation(params, carry, z_x), delta, forget_gate)[0]
 
-
-def without_forget_gate(cell: "Cell") -> "Cell":
+def without_forget_gate(cell: Cell) -> Cell:
     return dataclasses.replace(
         cell,
-        recur=partial(lstm_recur, forget_gate=False),
         forward=partial(lstm_forward, forget_gate=False),
         backward=partial(lstm_backward, forget_gate=False),
     )
@@ -185,14 +178,24 @@ def lstm_bias(key, hidden_size: int, dtype, *, forget_bias: float = 1.0, chrono:
 
 @dataclass(frozen=True)
 class Cell:
-    """A recurrent cell: its equations (`recur`), carry layout and initialisation."""
+    """A recurrent cell as training uses it: one step forward from its pre-activation and its
+    reverse step, the carry layout and the initialisation.
+
+    `forward(carry_{t-1}, z_t, delta=None) → (carry_t, extras_t)`: z_t (B, G·H) is
+    [h_{t-1}, x_t, 1] @ [w_h; w_x; b]; extras_t is what `backward` needs besides the carries;
+    `delta` ({name: (B, H)} or None) is added to each state as it is made (see `model.states`).
+
+    `backward(w_h, extras_t, carry_{t-1}, carry_t, d_carry) → (d_carry_{t-1}, d_z_t, d_states_t)`:
+    w_h (H, G·H); carries {name: (B, H)}; d_carry {name: (B, H)}, ∂L/∂carry_t with h's in full and
+    c's through c_{t+1} only. Returns ∂L/∂carry_{t-1} through this step ({name: (B, H)}), ∂L/∂z_t
+    (B, G·H) and the state gradients ∂L/∂s_t in full ({name: (B, H)}, the logged norms' source).
+    """
 
     name: str
     gates: int  # G: number of H-blocks in the pre-activation (1 for the RNN, 4 for the LSTM)
     carry_names: tuple[str, ...]
-    recur: Callable[..., Carry]  # (params, carry, z_x, delta=None) → carry
-    forward: Callable  # (carry_{t-1}, z_t, delta=None) → (carry_t, saved extras); see model.states
-    backward: Callable  # (w_h, extras_t, carry_{t-1}, carry_t, d_carry) → (d_carry_{t-1}, d_z_t, d_states_t)
+    forward: Callable
+    backward: Callable
     bias: Callable[..., jax.Array]  # (key, H, dtype, **bias options) → (G·H,)
 
     def init(
@@ -226,17 +229,11 @@ class Cell:
         """Zero state: {name: (B, H)} for each carry entry."""
         return {name: jnp.zeros((batch, hidden_size), dtype) for name in self.carry_names}
 
-    def step(
-        self, params: Params, carry: Carry, x: jax.Array, delta: Carry | None = None
-    ) -> tuple[Carry, jax.Array]:
-        """carry_{t-1}, x_t: (B, I) → (carry_t, h_t); `delta` perturbs each state as it is made."""
-        carry = self.recur(params, carry, matmul(x, params["w_x"]) + params["b"], delta)
-        return carry, carry["h"]
 
 
-RNN = Cell(name="rnn", gates=1, carry_names=("h",), recur=rnn_recur, forward=rnn_forward,
+RNN = Cell(name="rnn", gates=1, carry_names=("h",), forward=rnn_forward,
            backward=rnn_backward, bias=no_bias)
-LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), recur=lstm_recur, forward=lstm_forward,
+LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), forward=lstm_forward,
             backward=lstm_backward, bias=lstm_bias)
 
 LSTM_WITHOUT_FORGET_GATE = without_forget_gate(LSTM)

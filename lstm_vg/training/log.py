@@ -1,0 +1,139 @@
+"""A run's log while it trains: the logged rows and gradient profiles, rewritten whole to its
+folder at every log, and its meta.json and summary.json.
+
+Logged-row rules (documented in docs/results-format.md): at step 0 and every `log.every` steps,
+eval loss/accuracy and the per-timestep gradient norms are measured on the run's fixed eval and
+probe batches with the current params. `train_loss` and `grad_norm` are the means over the
+training batches since the previous logged step (at step 0, where no training has happened yet,
+they are measured on the probe batch).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from pathlib import Path
+
+import jax
+import jaxlib
+import numpy as np
+import optax
+
+from lstm_vg import __version__
+from lstm_vg.config import Run
+from lstm_vg.errors import UserError
+from lstm_vg.results import format as fmt
+from lstm_vg.results import read, summary, write
+
+
+def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int) -> dict:
+    """meta.json at the start of a run: versions, device, batch, and what its task records
+    (baseline and solved criterion, so a run still being written can be drawn against them)."""
+    return {
+        "lstm_vg": __version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "optax": optax.__version__,
+        "python": platform.python_version(),
+        "device_kind": jax.devices()[0].device_kind,
+        "platform": jax.default_backend(),
+        "seed": run.seed,
+        "runs_in_batch": runs_in_batch,
+        "devices": devices,
+        "batch_shards": batch_shards,
+        **fmt.task_fields(task),
+        "started": fmt.now(),
+        "finished": None,
+    }
+
+
+def read_logs(folder: Path, up_to_step: int) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
+    """The rows and gradient profiles a resumed run had logged, up to `up_to_step` (its
+    checkpoint may be older than its last log)."""
+    try:
+        metrics, norms = read.read_metrics(folder / fmt.METRICS), read.read_norms(folder / fmt.NORMS)
+    except UserError as error:
+        raise UserError(f"cannot resume: {error}; rerun with --overwrite") from None
+    if metrics is None or norms is None:
+        raise UserError(f"{folder}: cannot resume: metrics.csv or gradients.npz is missing; "
+                        f"rerun with --overwrite")
+    rows = [{key: int(metrics[key][i]) if key == "step" else float(metrics[key][i])
+             for key in fmt.METRIC_FIELDS} for i in range(metrics["step"].size)]
+    rows = [row for row in rows if row["step"] <= up_to_step]
+    return rows, {name: list(a[: len(rows)]) for name, a in norms.items() if name != "steps"}
+
+
+class RunLog:
+    """One run's logged rows and gradient profiles, rewritten to its folder at every log."""
+
+    def __init__(self, run: Run, folder: Path, meta: dict, resume_at: int | None = None):
+        """A new run's log in `folder`, or with `resume_at` the log of a run resumed at that step."""
+        self.run, self.folder, self.meta = run, folder, meta
+        write.start_run_folder(folder, run.config.to_dict(), resume=resume_at is not None)
+        write.write_json(folder / fmt.META, meta)
+        self.rows: list[dict] = []
+        self.norms: dict[str, list[np.ndarray]] = {}
+        if resume_at is not None:
+            self.rows, self.norms = read_logs(folder, resume_at)
+        self.diverged_at: int | None = None
+
+    @property
+    def last_step(self) -> int | None:
+        return self.rows[-1]["step"] if self.rows else None
+
+    def append(self, row: dict, profiles: dict[str, np.ndarray], diverged_at: int = -1) -> None:
+        """Log a row; `diverged_at` ≥ 0: the step at which training froze the run (see
+        `train.Trainer.step`). A non-finite eval loss marks the run too."""
+        if self.diverged_at is None and diverged_at >= 0:
+            self.diverged_at = diverged_at
+        if self.diverged_at is None and not np.isfinite(row["eval_loss"]):
+            self.diverged_at = row["step"]
+        self.rows.append(row)
+        for name, profile in profiles.items():
+            self.norms.setdefault(name, []).append(profile)
+        write.write_logs(self.folder, self.rows, self.norms)
+
+    def finish(self, task, status: str, params: dict | None, wall_seconds: float) -> dict:
+        """Write the run's last files (a finished run needs no checkpoint); its summary."""
+        status = "diverged" if self.diverged_at is not None else status
+        write.write_logs(self.folder, self.rows, self.norms)  # again: an interrupt may have cut the last
+        if params is not None:
+            write.write_params(self.folder, params)
+        if status != "interrupted":
+            (self.folder / fmt.CHECKPOINT).unlink(missing_ok=True)
+        c = self.run.config
+        identity = {"experiment": c.name, "run": self.run.name, "cell": c.model.cell,
+                    "seed": self.run.seed, **{f"sweep.{k}": v for k, v in self.run.point.items()}}
+        result = summary.summarize(task, identity, self.rows, self.norms, status, self.diverged_at,
+                                   wall_seconds)
+        write.write_json(self.folder / fmt.SUMMARY, result)
+        write.write_json(self.folder / fmt.META, self.meta | {"finished": fmt.now()})
+        return result
+
+
+def window_mean(window: list[dict], name: str) -> np.ndarray:
+    """Per run, the mean of a chunk metric over the window (chunks × K steps). math.fsum rounds
+    once, so the number does not depend on how many runs share the batch (numpy's pairwise
+    summation over a (chunks, runs, K) array groups the terms by its shape)."""
+    values = np.stack([w[name] for w in window], axis=1).reshape(len(window[0][name]), -1)
+    return np.array([math.fsum(v.tolist()) / v.size if np.isfinite(v).all() else np.mean(v)
+                     for v in values])
+
+
+def logged_rows(step: int, logged: dict, window: list[dict], wall_seconds: float, carry_names):
+    """Per run (row, {"h_norms": (T',), …}) from a batched `evaluate` result and the chunk
+    metrics since the previous log (their means; the probe batch's at step 0)."""
+    if window:
+        train_loss, grad_norm = window_mean(window, "loss"), window_mean(window, "grad_norm")
+    else:
+        train_loss, grad_norm = logged["probe_loss"], logged["probe_grad_norm"]
+    for r in range(len(train_loss)):
+        row = {
+            "step": step,
+            "train_loss": float(train_loss[r]),
+            "eval_loss": float(logged["eval_loss"][r]),
+            "eval_accuracy": float(logged["eval_accuracy"][r]),
+            "grad_norm": float(grad_norm[r]),
+            "wall_seconds": wall_seconds,
+        }
+        yield row, {f"{n}_norms": np.asarray(logged[f"{n}_norms"][r]) for n in carry_names}

@@ -1,0 +1,163 @@
+"""Which runs train together, on which devices, and whether they fit: the plan of a config.
+
+Runs whose configs differ only in seed, learning rate or initialisation options share one
+`Trainer` and train together along a stacked runs axis (`batch_key`); each such `Batch` is split
+over the devices (`layout`) and checked against their memory before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+import jax
+
+from lstm_vg import config
+from lstm_vg.config import Config, Run
+from lstm_vg.core import batched, cells, train
+from lstm_vg.errors import UserError
+
+
+def batch_key(run: Run) -> Config:
+    """What must be equal for runs to train in one batch."""
+    c = run.config
+    model = dataclasses.replace(c.model, forget_bias=0.0, recurrent_init="", scale=1.0, chrono=None)
+    return dataclasses.replace(c, model=model, train=dataclasses.replace(c.train, lr=1.0), seeds=())
+
+
+def batches(all_runs: list[Run], resumed: dict[str, int] | None = None) -> list[list[Run]]:
+    """Runs that can train together: same `batch_key`, and resumed at the same step (`resumed`:
+    run name → step) or fresh."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in all_runs:
+        groups.setdefault((batch_key(run), (resumed or {}).get(run.name)), []).append(run)
+    return list(groups.values())
+
+
+def layout(runs: int, batch: int, devices: list | None, split_batch: bool) -> tuple[list, int]:
+    """(devices to use, batch shards): the runs split over as many devices as there are runs;
+    with `split_batch`, spare devices split each run's training batch (when it divides)."""
+    groups = min(len(devices or ()), runs)
+    shards = len(devices) // groups if split_batch and groups else 1
+    while batch % shards:
+        shards -= 1
+    return (devices or [])[: groups * shards], shards
+
+
+def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
+    """The Trainer of a run's config (`batch_shards`: see `layout`)."""
+    return train.Trainer(
+        cell=cells.get(c.model.cell, forget_gate=c.model.forget_gate),
+        task=config.make_task(c.task, c.source or c.name),
+        hidden=c.model.hidden,
+        batch=c.train.batch,
+        chunk_steps=c.chunk_steps,
+        eval_batch=c.log.eval_batch,
+        probe_batch=c.log.probe_batch,
+        optimizer=c.train.optimizer,
+        clip=c.train.clip,
+        momentum=c.train.momentum,
+        scan_unroll=c.train.unroll,
+        remat=c.train.remat,
+        batch_shards=batch_shards,
+        dtype=c.train.dtype,
+    )
+
+
+def cell_options(c: Config) -> dict:
+    """The initialisation options that may differ between the runs of one batch."""
+    m = c.model
+    return {"recurrent_init": m.recurrent_init, "scale": m.scale, "forget_bias": m.forget_bias,
+            "chrono": m.chrono}
+
+
+def device_memory_bytes(device) -> int:
+    """What one device can hold: an accelerator's memory limit, or on a CPU the machine's RAM."""
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Runs that train together, the devices they are split over and each run's batch shards."""
+
+    runs: tuple[Run, ...]
+    devices: tuple  # empty: JAX's default device
+    shards: int
+
+    @classmethod
+    def of(cls, runs: list[Run], devices: list | None = None, split_batch: bool = False) -> Batch:
+        """`runs` laid out over `devices` (see `layout`)."""
+        used, shards = layout(len(runs), runs[0].config.train.batch, devices, split_batch)
+        return cls(tuple(runs), tuple(used), shards)
+
+    @property
+    def config(self) -> Config:
+        return self.runs[0].config
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        return f"{c.model.cell} · {c.task.name} T={c.task.length} · {len(self.runs)} run(s)"
+
+    @cached_property
+    def trainer(self) -> train.Trainer:
+        return make_trainer(self.config, self.shards)
+
+    @property
+    def sharding(self):
+        """The runs axis over the devices (None on one device; see `batched.runs_sharding`)."""
+        return batched.runs_sharding(self.devices, self.shards) if len(self.devices) > 1 else None
+
+    def fresh_states(self) -> train.TrainState:
+        """Every run's initial state, stacked along the runs axis."""
+        return batched.stack([self.trainer.init_state(r.seed, r.config.train.lr, **cell_options(r.config))
+                              for r in self.runs])
+
+    def place(self, states: train.TrainState) -> train.TrainState:
+        """Stacked states onto the devices, padded to a whole number of runs per device group."""
+        if self.sharding is None:
+            return states
+        return jax.device_put(batched.pad_runs(states, len(self.devices) // self.shards), self.sharding)
+
+    def compile(self, vectorize: bool | None = None):
+        """(chunk, evaluate) over the runs axis, jit-compiled once each (`batched.compile_batched`)."""
+        return batched.compile_batched(self.trainer, self.sharding, vectorize)
+
+    def memory(self) -> dict:
+        """{"gib": estimated peak memory of one device, "limit_gib": what it holds, "device"}: on
+        a CPU the runs of a device train one after another, elsewhere they are vmapped together."""
+        device = (self.devices or jax.devices())[0]
+        groups = max(len(self.devices) // self.shards, 1)
+        together = 1 if device.platform == "cpu" else -(-len(self.runs) // groups)
+        need = self.trainer.memory_bytes()
+        total = together * (need["parameters"] + max(need["training"], need["evaluation"]))
+        return {"gib": total / 2**30, "limit_gib": device_memory_bytes(device) / 2**30,
+                "device": device, "together": together, "need": need}
+
+
+def plan(c: Config, devices: list | None = None, split_batch: bool = False) -> list[Batch]:
+    """The batches the config's runs train in; a UserError, before anything is compiled, for a
+    batch that cannot fit in its device's memory (`train.Trainer.memory_bytes`)."""
+    planned = [Batch.of(group, devices, split_batch) for group in batches(list(c.runs))]
+    for batch in planned:
+        check_memory(batch, c.source or c.name)
+    return planned
+
+
+def check_memory(batch: Batch, where: str) -> None:
+    memory = batch.memory()
+    if memory["gib"] <= memory["limit_gib"]:
+        return
+    gib = {k: f"{v / 2**30:.1f}" for k, v in memory["need"].items()}
+    raise UserError(
+        f"{where}: {batch.label} needs about {memory['gib']:.1f} GiB ({memory['together']} run(s) "
+        f"at once; per run: parameters {gib['parameters']}, training {gib['training']}, evaluation "
+        f"{gib['evaluation']}), more than the {memory['limit_gib']:.1f} GiB of this "
+        f"{memory['device'].platform} device; lower task.length, train.batch, model.hidden or "
+        f"log.eval_batch, or set train.remat"
+    )
