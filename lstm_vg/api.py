@@ -139,7 +139,7 @@ def load_results(path: PathLike):
     and one warning per unreadable run skipped."""
     from lstm_vg.analysis import grouping
 
-    return grouping.load(Path(path))
+    return grouping.load_results(Path(path))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from lstm_vg.errors import UserError
-from lstm_vg.validate import check_value, option, read_yaml, suggestion, type_name
+from lstm_vg.validate import check_value, folder_name, option, read_yaml, suggestion, type_name
 
 
 def registry(module: str, name: str):
@@ -227,9 +227,7 @@ def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
     for key in raw:
         if key not in TOP_LEVEL:
             raise UserError(f"{source}: {key}: unknown key; {suggestion(str(key), TOP_LEVEL)}")
-    name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise UserError(f"{source}: name: expected a folder name (no '/'), got {name!r}")
+    name = folder_name(raw.get("name", default_name), source)
     config = Config(
         name=name,
         **{s: parse_section(cls, raw.get(s), source, s) for s, cls in SECTIONS.items()},

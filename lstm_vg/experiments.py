@@ -29,7 +29,7 @@ from lstm_vg.config import Config
 from lstm_vg.errors import UserError
 from lstm_vg.results import format as fmt
 from lstm_vg.results.write import atomic_write, make_folder
-from lstm_vg.validate import read_yaml, suggestion
+from lstm_vg.validate import folder_name, read_yaml, suggestion
 
 TOP_LEVEL = ("name", "description", "configs", "claims")
 CLAIMS_FILE = "experiment.yaml"
@@ -95,9 +95,7 @@ def load(path: str | Path) -> Experiment:
     """Read and validate an experiment file: its configs and its claims."""
     path = Path(path)
     raw = read_mapping(path)
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise UserError(f"{path}: name: expected a folder name (no '/'), got {name!r}")
+    name = folder_name(raw.get("name", path.stem), str(path))
     entries = raw.get("configs")
     if not isinstance(entries, list) or not entries:
         raise UserError(f"{path}: configs: expected a non-empty list of configs")
@@ -112,7 +110,7 @@ def load(path: str | Path) -> Experiment:
 def check(folder: Path, claims_to_check) -> tuple[list[claims.Verdict], list[str]]:
     """Every claim checked on the finished (done or diverged) runs below `folder`; warnings
     about unreadable runs."""
-    experiments, warnings = grouping.load(Path(folder))
+    experiments, warnings = grouping.load_results(Path(folder))
     ended = [r for e in experiments for r in e.runs if r.status in fmt.ENDED]
     return [claims.check(claim, ended) for claim in claims_to_check], warnings
 

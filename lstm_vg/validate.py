@@ -70,13 +70,20 @@ def check_value(rules: dict, value, where: str):
     return value
 
 
+def folder_name(name, where: str) -> str:
+    """A `name:` that names a results folder: text, no '/', not hidden."""
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise UserError(f"{where}: name: expected a folder name (no '/'), got {name!r}")
+    return name
+
+
 def read_yaml(path: Path):
     """The parsed YAML of `path` (None for an empty file), or a one-line UserError."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read: {error.__class__.__name__}") from None
     try:
         return yaml.safe_load(text)

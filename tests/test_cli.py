@@ -209,8 +209,11 @@ def test_help_documents_every_command():
 def signal_after_two_logs(args: list[str], metrics: Path, signum: int) -> tuple[int, str]:
     """Start `python -m lstm_vg ARGS`, send it `signum` once `metrics` holds two logged rows;
     (its exit code, its stderr)."""
+    # As from a terminal: a shell without job control starts background commands with SIGINT
+    # ignored, and Python then installs no Ctrl-C handler; pytest may run in such a shell.
     process = subprocess.Popen([sys.executable, "-m", "lstm_vg", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
         time.sleep(0.1)

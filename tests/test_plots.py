@@ -22,7 +22,7 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    return grouping.load(write_sweep(tmp_path_factory.mktemp("results")))[0][0]
+    return grouping.load_results(write_sweep(tmp_path_factory.mktemp("results")))[0][0]
 
 
 def setting_runs(experiment, length):
@@ -104,7 +104,7 @@ def test_learning_curves_show_medians_baseline_dashed_and_threshold(sweep):
 def test_copy_learning_curves_add_accuracy_with_its_threshold(tmp_path):
     for seed in (0, 1):
         write_run(tmp_path / "copy", "lstm", 5, seed, task="copy", sweep=("model.cell",))
-    runs = grouping.load(tmp_path / "copy")[0][0].runs
+    runs = grouping.load_results(tmp_path / "copy")[0][0].runs
     figure = plots.learning_curves_figure(list(runs), "copy, T=5")
     assert len(figure.axes) == 3
     accuracy = artist(figure, "lstm:eval_accuracy")

@@ -30,7 +30,7 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def table(tree):
-    return report.rows(grouping.load(tree)[0])
+    return report.rows(grouping.load_results(tree)[0])
 
 
 def final_eval_losses(cell):
@@ -98,7 +98,7 @@ def test_other_swept_keys_get_their_own_column(tmp_path):
         summary = json.loads((tmp_path / "lr" / f"lr={lr},seed=0" / "summary.json").read_text())
         summary |= {"sweep.train.lr": lr, "final_eval_loss": lr}
         (tmp_path / "lr" / f"lr={lr},seed=0" / "summary.json").write_text(json.dumps(summary))
-    table = report.rows(grouping.load(tmp_path)[0])
+    table = report.rows(grouping.load_results(tmp_path)[0])
     assert [(r["train.lr"], r["final_eval_loss_mean"]) for r in table] == [(0.01, 0.01), (0.1, 0.1)]
     assert "| train.lr |" in report.to_markdown(table).splitlines()[0]
 
@@ -106,12 +106,12 @@ def test_other_swept_keys_get_their_own_column(tmp_path):
 def test_running_runs_count_in_status_but_not_in_the_numbers(tmp_path):
     write_run(tmp_path / "live", "lstm", 6, 0, sweep=("model.cell",))
     write_run(tmp_path / "live", "lstm", 6, 1, sweep=("model.cell",), summary=False)
-    [row] = report.rows(grouping.load(tmp_path)[0])
+    [row] = report.rows(grouping.load_results(tmp_path)[0])
     assert row["seeds"] == 2 and row["status"] == "done 1, running 1"
     assert row["final_eval_loss_mean"] == pytest.approx(final_eval_losses("lstm")[0])
     assert row["final_eval_loss_sd"] is None
     write_run(tmp_path / "later", "rnn", 6, 0, sweep=("model.cell",), summary=False)
-    [row] = report.rows(grouping.load(tmp_path / "later")[0])
+    [row] = report.rows(grouping.load_results(tmp_path / "later")[0])
     assert row["status"] == "running 1" and row["final_eval_loss_mean"] is None
     assert row["baseline_loss"] == pytest.approx(BASELINE)  # from meta.json: known at the start
 

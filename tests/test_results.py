@@ -138,13 +138,13 @@ def run_names(experiments) -> list[str]:
 
 
 def test_finds_the_same_runs_from_a_run_an_experiment_or_a_tree(tree):
-    everything, warnings = grouping.load(tree)
+    everything, warnings = grouping.load_results(tree)
     assert warnings == []
     assert [e.name for e in everything] == ["single", "sweep"]
     assert len(run_names(everything)) == 2 * 2 + 2 * len(LENGTHS) * len(SEEDS)
-    experiment, _ = grouping.load(tree / "sweep")
+    experiment, _ = grouping.load_results(tree / "sweep")
     assert run_names(experiment) == run_names(everything[1:])
-    one, _ = grouping.load(tree / "sweep" / "cell=lstm,length=12,seed=1")
+    one, _ = grouping.load_results(tree / "sweep" / "cell=lstm,length=12,seed=1")
     assert [r.name for r in one[0].runs] == ["cell=lstm,length=12,seed=1"]
 
 
@@ -157,7 +157,7 @@ def test_plots_and_hidden_folders_are_not_runs(tree):
 
 
 def test_runs_are_grouped_by_setting_and_cell_with_the_rnn_first(tree):
-    sweep = grouping.load(tree / "sweep")[0][0]
+    sweep = grouping.load_results(tree / "sweep")[0][0]
     assert sweep.swept_keys == ("model.cell", "task.length")
     settings = sweep.settings()
     assert list(settings) == [(("task.length", T),) for T in LENGTHS]
@@ -200,7 +200,7 @@ def test_swept_keys_come_from_the_configs_when_no_run_has_finished(tmp_path):
     for cell in ("rnn", "lstm"):
         for length in (5, 9):
             write_run(tmp_path / "live", cell, length, 0, summary=False)
-    experiment = grouping.load(tmp_path / "live")[0][0]
+    experiment = grouping.load_results(tmp_path / "live")[0][0]
     assert experiment.swept_keys == ("model.cell", "task.length")
     assert list(experiment.settings()) == [(("task.length", 5),), (("task.length", 9),)]
 
@@ -214,31 +214,31 @@ def test_swept_keys_come_from_the_configs_when_no_run_has_finished(tmp_path):
      "metrics.csv: missing column 'eval_loss'"),
     (lambda f: (f / "metrics.csv").write_text((f / "metrics.csv").read_text().replace("0.5", "oops", 1)),
      "metrics.csv: column 'grad_norm' holds a value that is not a number"),
-    (lambda f: (f / "config.yaml").write_text("task: [unclosed"), "config.yaml: not valid YAML"),
+    (lambda f: (f / "config.yaml").write_text("task: [unclosed"), "config.yaml: invalid YAML"),
 ])
 def test_an_unreadable_run_is_skipped_with_a_warning_naming_the_file(tree, damage, expected):
     bad = tree / "single" / "cell=lstm,seed=1"
     damage(bad)
-    experiments, warnings = grouping.load(tree)
+    experiments, warnings = grouping.load_results(tree)
     assert len(warnings) == 1 and expected in warnings[0] and str(bad) in warnings[0]
     assert "\n" not in warnings[0]
     assert str(bad) not in run_names(experiments)
     with pytest.raises(UserError, match=expected):
-        grouping.load(bad)  # alone, nothing is readable: an error, not a warning
+        grouping.load_results(bad)  # alone, nothing is readable: an error, not a warning
 
 
 def test_a_folder_without_runs_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no runs found"):
-        grouping.load(tmp_path)
+        grouping.load_results(tmp_path)
     with pytest.raises(UserError, match="no such file or folder"):
-        grouping.load(tmp_path / "missing")
+        grouping.load_results(tmp_path / "missing")
 
 
 def test_nothing_readable_is_one_user_error_naming_the_first_file(tmp_path):
     for seed in (0, 1):
         (write_run(tmp_path / "e", "rnn", 5, seed) / "summary.json").write_text("garbage")
     with pytest.raises(UserError) as error:
-        grouping.load(tmp_path)
+        grouping.load_results(tmp_path)
     message = str(error.value)
     assert "cell=rnn,length=5,seed=0/summary.json: not valid JSON" in message
     assert "and 1 more unreadable runs" in message and "\n" not in message
@@ -297,5 +297,5 @@ def test_a_config_key_added_since_an_old_run_was_written_is_not_a_swept_key(tree
     raw = yaml.safe_load(old.read_text())
     raw["train"]["remat"] = 0
     old.write_text(yaml.safe_dump(raw))
-    experiments, _ = grouping.load(tree / "single")
+    experiments, _ = grouping.load_results(tree / "single")
     assert grouping.swept_keys(experiments[0].runs) == ("model.cell",)

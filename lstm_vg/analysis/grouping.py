@@ -88,7 +88,7 @@ def group_experiments(runs: list[RunResult]) -> list[ExperimentResults]:
     return experiments
 
 
-def load(path: Path) -> tuple[list[ExperimentResults], list[str]]:
+def load_results(path: Path) -> tuple[list[ExperimentResults], list[str]]:
     """The experiments below `path` and one warning line per run skipped as unreadable.
 
     Raises `UserError` when no run folder is found or none of them can be read.

@@ -132,5 +132,5 @@ def report_path(path: Path, fmt: str = "markdown") -> tuple[str, list[str]]:
     """The report of every run below `path` in `fmt`, and one warning per unreadable run skipped."""
     if fmt not in RENDER:
         raise UserError(f"--format {fmt}: not a table format; allowed: {', '.join(FORMATS)}")
-    experiments, skipped = grouping.load(Path(path))
+    experiments, skipped = grouping.load_results(Path(path))
     return RENDER[fmt](rows(experiments)), skipped

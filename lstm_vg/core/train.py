@@ -135,7 +135,16 @@ class Trainer:
         return jnp.mean(self.task.losses(outputs, targets))
 
     def step(self, state: TrainState) -> tuple[TrainState, dict]:
-        """One optimizer step on a fresh batch; metrics {"loss", "grad_norm"} (before clipping).
+        """One optimizer step of one run on a fresh training batch.
+
+        Arguments:
+            state: the run's `TrainState` (params {"cell": …, "readout": {"w": (H, O), "b": (O,)}},
+                optimizer state, step () int32, root key, diverged_at () int32). The batch,
+                xs (T', batch, I) and its targets, is sampled from fold_in(fold_in(key, DATA), step).
+
+        Returns:
+            (the state after the update, metrics {"loss": (), "grad_norm": ()}): the batch's mean
+            loss before the update and the global norm of its gradient before clipping.
 
         A run whose loss or new params are not finite is frozen at its last finite state (params
         and optimizer state stop changing) and its metrics are NaN from that step on; the other

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from lstm_vg import config as config_schema
+from lstm_vg import validate
 from lstm_vg.errors import UserError
 from lstm_vg.results import format as fmt
 
@@ -165,11 +165,7 @@ def read_yaml(path: Path) -> dict:
     """A YAML mapping ({} when the file does not exist)."""
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"{path}: not valid YAML ({problem})") from None
+    data = validate.read_yaml(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of config sections")
     return data

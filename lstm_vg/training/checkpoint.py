@@ -41,7 +41,7 @@ def save(folder: Path, state, window: list[dict]) -> None:
     write_npz(folder / FILE, arrays)
 
 
-def load(folder: Path, like) -> tuple[object, list[dict]]:
+def restore(folder: Path, like) -> tuple[object, list[dict]]:
     """(state, window) saved by `save`; `like` is a fresh state of the same run (the layout)."""
     path = folder / FILE
     template = to_arrays(like)

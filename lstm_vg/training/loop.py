@@ -47,7 +47,8 @@ def starting_states(batch: Batch, folder: Path, resume: bool):
     if not resume:
         return fresh, 0, []
     like = [jax.tree.map(lambda a, r=r: a[r], fresh) for r in range(len(batch.runs))]
-    loaded = [checkpoint.load(folder / run.name, state) for run, state in zip(batch.runs, like, strict=True)]
+    loaded = [checkpoint.restore(folder / run.name, state)
+              for run, state in zip(batch.runs, like, strict=True)]
     states, windows = zip(*loaded, strict=True)
     window = [{name: np.stack([w[i][name] for w in windows]) for name in checkpoint.WINDOW}
               for i in range(len(windows[0]))]

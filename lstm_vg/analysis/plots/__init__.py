@@ -129,7 +129,7 @@ def plot_path(path: Path, out: Path | None = None, fmt: str = "png") -> Plotted:
     """Load every run below `path` and write all figures; file names are <experiment>_<figure>.<fmt>."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: not a figure format; allowed: {', '.join(FORMATS)}")
-    experiments, skipped = grouping.load(Path(path))
+    experiments, skipped = grouping.load_results(Path(path))
     folders = output_folders(experiments, out)
     files, notes = [], []
     for experiment in experiments:
