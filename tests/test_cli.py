@@ -211,9 +211,12 @@ def signal_after_two_logs(args: list[str], metrics: Path, signum: int) -> tuple[
     (its exit code, its stderr)."""
     # As from a terminal: a shell without job control starts background commands with SIGINT
     # ignored, and Python then installs no Ctrl-C handler; pytest may run in such a shell.
-    process = subprocess.Popen([sys.executable, "-m", "lstm_vg", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    as_from_a_terminal = ("import runpy, signal, sys\n"
+                          "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+                          f"sys.argv = ['lstm-vg', *{args!r}]\n"
+                          "runpy.run_module('lstm_vg', run_name='__main__')\n")
+    process = subprocess.Popen([sys.executable, "-c", as_from_a_terminal],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
         time.sleep(0.1)
