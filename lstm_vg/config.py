@@ -26,10 +26,16 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
-import yaml
-
 from lstm_vg.errors import UserError
-from lstm_vg.validate import check_value, folder_name, option, read_yaml, suggestion, type_name
+from lstm_vg.validate import (
+    apply_override,
+    check_value,
+    folder_name,
+    option,
+    read_yaml,
+    suggestion,
+    type_name,
+)
 
 
 def registry(module: str, name: str):
@@ -48,7 +54,10 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = option("lstm", str, choices=registry("cells", "CELLS"))
+    # a built-in cell, or a researcher's: "my_cells.py:MinimalRNN" (relative to the config file)
+    # or "package.module:Name", made with `options` as keyword arguments (docs/cells.md)
+    cell: str = option("lstm", str, choices=registry("cells", "CELLS"), or_code=True)
+    options: tuple = option((), dict)
     hidden: int = option(128, int, low=1)
     forget_bias: float = option(1.0, float)  # LSTM only
     recurrent_init: str = option("orthogonal", str, choices=registry("cells", "RECURRENT_INITS"))
@@ -92,6 +101,7 @@ class Config:
     seeds: tuple[int, ...] = (0,)
     sweep: tuple[tuple[str, tuple], ...] = ()  # ((dotted key, values), ...) in file order
     source: str = field(default="", compare=False)  # the file it came from, for messages
+    folder: str = field(default=".", compare=False)  # what a model.cell file path is relative to
 
     @property
     def chunk_steps(self) -> int:
@@ -113,6 +123,7 @@ class Config:
         """Plain mapping, loadable again by `from_mapping`."""
         out = {"name": self.name}
         out |= {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        out["model"]["options"] = plain(self.model.options)
         out["seeds"] = list(self.seeds)
         if self.sweep:
             out["sweep"] = {key: list(values) for key, values in self.sweep}
@@ -218,8 +229,14 @@ def make_task(task: TaskConfig, where: str):
         raise UserError(f"{where}: task.length: {error}") from None
 
 
-def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
-    """Validate a parsed YAML mapping; `source` names the file in error messages."""
+def plain(options: tuple) -> dict:
+    """model.options as written: {name: value}, lists as lists."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in options}
+
+
+def from_mapping(raw, source: str, default_name: str = "experiment", folder: str = ".") -> Config:
+    """Validate a parsed YAML mapping; `source` names the file in error messages, `folder` is
+    where a `model.cell` file path is looked for."""
     if not isinstance(raw, dict):
         raise UserError(
             f"{source}: expected a mapping with keys {', '.join(TOP_LEVEL)}, got {type_name(raw)}"
@@ -234,6 +251,7 @@ def from_mapping(raw, source: str, default_name: str = "experiment") -> Config:
         seeds=parse_seeds(raw.get("seeds", 1), source),
         sweep=parse_sweep(raw.get("sweep"), source),
         source=source,
+        folder=folder,
     )
     count = len(config.seeds) * math.prod(len(values) for _, values in config.sweep)
     if count > MAX_RUNS:
@@ -255,37 +273,12 @@ def with_defaults(raw: dict, source: str) -> dict:
         section = raw.get(name)
         if not isinstance(section, (dict, type(None))):
             raise UserError(f"{source}: {name}: expected a mapping, got {type_name(section)}")
-        out[name] = {f.name: f.default for f in fields(cls)} | (section or {})
+        defaults = {f.name: plain(f.default) if f.name == "options" else f.default for f in fields(cls)}
+        out[name] = defaults | (section or {})
     return out
 
 
 # ---- files and overrides -------------------------------------------------------------------
-
-
-def apply_override(raw: dict, assignment: str) -> dict:
-    """raw with `section.key=value` set (the value parsed as YAML: numbers, lists, null)."""
-    key, sep, text = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise UserError(f"--set {assignment}: expected key.path=value, e.g. model.hidden=64")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise UserError(f"--set {assignment}: the value is not valid YAML") from None
-    # sweep keys are themselves dotted: sweep.model.cell=[rnn] sets sweep["model.cell"]
-    path = key.split(".", 1) if key.startswith("sweep.") else key.split(".")
-    if path[0] not in TOP_LEVEL:
-        raise UserError(f"--set {assignment}: {path[0]}: unknown key; {suggestion(path[0], TOP_LEVEL)}")
-    node = raw
-    for part in path[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise UserError(f"--set {assignment}: {part} is not a mapping")
-        node = child
-    node[path[-1]] = value
-    return raw
 
 
 def load(path: str | Path, overrides=(), seeds: int | None = None, steps: int | None = None) -> Config:
@@ -297,12 +290,12 @@ def load(path: str | Path, overrides=(), seeds: int | None = None, steps: int | 
                         f"section (see configs/adding.yaml)")
     if isinstance(raw, dict):
         for assignment in overrides:
-            raw = apply_override(raw, assignment)
+            raw = apply_override(raw, assignment, TOP_LEVEL)
         if seeds is not None:
             raw["seeds"] = seeds
         if steps is not None:
-            raw = apply_override(raw, f"train.steps={steps}")
-    return from_mapping(raw, str(path), default_name=path.stem)
+            raw = apply_override(raw, f"train.steps={steps}", TOP_LEVEL)
+    return from_mapping(raw, str(path), default_name=path.stem, folder=str(path.parent))
 
 
 # ---- sweep expansion -------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def load_config_entry(entry, path: Path, index: int) -> Config:
         # sections merge key by key, but a sweep given here replaces the base's sweep whole
         entry = deep_merge({k: v for k, v in raw.items() if not (k == "sweep" and k in entry)}, entry)
         default_name = entry.get("name", base_path.stem)
-    return config.from_mapping(entry, where, default_name=default_name)
+    return config.from_mapping(entry, where, default_name=default_name, folder=str(path.parent))
 
 
 def parse_claims(raw, path: Path) -> tuple[claims.Claim, ...]:

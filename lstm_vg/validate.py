@@ -16,13 +16,41 @@ from lstm_vg.errors import UserError
 
 
 def option(default, kind, *, choices=None, low=None, low_open=False, high=None, high_open=False,
-           optional=False):
-    """A config field: its Python kind, allowed choices (a tuple, or a function that returns
-    one: registries that live in the JAX core are asked only when a value is checked) or
-    range, and whether null is allowed."""
+           optional=False, or_code=False):
+    """A config field: its Python kind (`dict`: a mapping of names to plain values, kept as a
+    sorted tuple of pairs), allowed choices (a tuple, or a function that returns one: registries
+    that live in the JAX core are asked only when a value is checked; `or_code`: or a reference
+    to code, "file.py:Name" or "package.module:Name") or range, and whether null is allowed."""
     rules = dict(kind=kind, choices=choices, low=low, low_open=low_open, high=high,
-                 high_open=high_open, optional=optional)
+                 high_open=high_open, optional=optional, or_code=or_code)
     return field(default=default, metadata=rules)
+
+
+def is_code_reference(value: str) -> bool:
+    """"my_cells.py:MinimalRNN" or "package.module:Name"."""
+    target, sep, name = value.rpartition(":")
+    return bool(sep and target and name.isidentifier())
+
+
+PLAIN = (int, float, str, bool, type(None))
+
+
+def check_mapping(value, where: str) -> tuple:
+    """A mapping of names to plain values (numbers, text, booleans, null, or lists of them) as a
+    sorted, hashable tuple of (name, value) pairs, lists as tuples."""
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: expected a mapping of option names to values, got {type_name(value)}")
+    pairs = []
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise UserError(f"{where}: {key!r}: option names are identifiers (keyword arguments)")
+        if isinstance(item, list) and all(isinstance(v, PLAIN) for v in item):
+            item = tuple(item)
+        elif not isinstance(item, PLAIN):
+            raise UserError(f"{where}.{key}: expected a number, text, true/false, null or a list of "
+                            f"them, got {type_name(item)}")
+        pairs.append((key, item))
+    return tuple(sorted(pairs))
 
 
 def type_name(value) -> str:
@@ -43,6 +71,8 @@ def check_value(rules: dict, value, where: str):
         if rules["optional"]:
             return None
         raise UserError(f"{where}: must not be empty")
+    if kind is dict:
+        return check_mapping(value, where)
     if kind is float and isinstance(value, str):
         try:  # PyYAML reads `1e-3` (no dot) as a string; accept what a user obviously meant
             value = float(value)
@@ -60,8 +90,10 @@ def check_value(rules: dict, value, where: str):
     if kind is float and not math.isfinite(value):
         raise UserError(f"{where}: must be a finite number, got {value!r}")
     choices = rules["choices"]() if callable(rules["choices"]) else rules["choices"]
-    if choices and value not in choices:
-        raise UserError(f"{where}: {value!r} is not allowed; allowed: {', '.join(choices)}")
+    code = rules.get("or_code") and is_code_reference(value)
+    if choices and value not in choices and not code:
+        also = ", or your own as file.py:Name or package.module:Name" if rules.get("or_code") else ""
+        raise UserError(f"{where}: {value!r} is not allowed; allowed: {', '.join(choices)}{also}")
     low, high = rules["low"], rules["high"]
     if low is not None and (value <= low if rules["low_open"] else value < low):
         raise UserError(f"{where}: must be {'>' if rules['low_open'] else '≥'} {low}, got {value!r}")
@@ -75,6 +107,33 @@ def folder_name(name, where: str) -> str:
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise UserError(f"{where}: name: expected a folder name (no '/'), got {name!r}")
     return name
+
+
+def apply_override(raw: dict, assignment: str, top_level) -> dict:
+    """raw with `section.key=value` set (the value parsed as YAML: numbers, lists, null); the
+    first part of the key must be one of `top_level`."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"--set {assignment}: expected key.path=value, e.g. model.hidden=64")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"--set {assignment}: the value is not valid YAML") from None
+    # sweep keys are themselves dotted: sweep.model.cell=[rnn] sets sweep["model.cell"]
+    path = key.split(".", 1) if key.startswith("sweep.") else key.split(".")
+    if path[0] not in top_level:
+        raise UserError(f"--set {assignment}: {path[0]}: unknown key; {suggestion(path[0], top_level)}")
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"--set {assignment}: {part} is not a mapping")
+        node = child
+    node[path[-1]] = value
+    return raw
 
 
 def read_yaml(path: Path):

@@ -191,7 +191,7 @@ def autodiff_states(cell: cells.Cell, cell_params, xs, perturbations):
         carry = textbook(cell_params, carry, x_t, delta_t)
         return carry, carry["h"]
 
-    carry = cell.initial_carry(xs.shape[1], cell_params["w_h"].shape[0], xs.dtype)
+    carry = cell.initial_carry(cell_params, xs.shape[1])
     return jax.lax.scan(step, carry, (xs, perturbations))[1]
 
 

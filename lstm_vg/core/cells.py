@@ -203,10 +203,10 @@ class Cell:
         key: jax.Array,
         input_size: int,
         hidden_size: int,
+        dtype=jnp.float32,
         *,
         recurrent_init: str = "orthogonal",
         scale: float = 1.0,
-        dtype=jnp.float32,
         **bias_options,
     ) -> Params:
         """Glorot-uniform input weights, a `recurrent_init` block per gate, `self.bias` biases.
@@ -225,10 +225,21 @@ class Cell:
         )
         return {"w_x": w_x, "w_h": w_h, "b": self.bias(key_b, H, dtype, **bias_options)}
 
-    def initial_carry(self, batch: int, hidden_size: int, dtype=jnp.float32) -> Carry:
+    def zero_carry(self, batch: int, hidden_size: int, dtype=jnp.float32) -> Carry:
         """Zero state: {name: (B, H)} for each carry entry."""
         return {name: jnp.zeros((batch, hidden_size), dtype) for name in self.carry_names}
 
+    # The cell protocol (docs/cells.md), which the autodiff path trains through.
+
+    def initial_carry(self, params: Params, batch: int) -> Carry:
+        """The zero state {name: (B, H)}, in the params' dtype."""
+        return self.zero_carry(batch, params["w_h"].shape[0], params["w_h"].dtype)
+
+    def step(self, params: Params, carry: Carry, x: jax.Array, delta: Carry | None = None) -> Carry:
+        """carry_t from carry_{t-1} and x_t: (B, I) through `forward`; `delta` is added to each
+        state as it is made (so the LSTM's c_t counts its path through h_t too)."""
+        z = pre_activation(params, carry, matmul(x, params["w_x"]) + params["b"])
+        return self.forward(carry, z, delta)[0]
 
 
 RNN = Cell(name="rnn", gates=1, carry_names=("h",), forward=rnn_forward,

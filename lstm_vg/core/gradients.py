@@ -16,8 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_vg.core import model
-from lstm_vg.core.cells import Cell
+from lstm_vg.core import autodiff, model
 
 
 def vector_norm(x: jax.Array, axis: int = -1) -> jax.Array:
@@ -39,14 +38,20 @@ def vector_norm(x: jax.Array, axis: int = -1) -> jax.Array:
     return jnp.where(jnp.isinf(peak), jnp.inf, norm).squeeze(axis)
 
 
+def state_norm(g: jax.Array) -> jax.Array:
+    """‖g‖₂ per example over its last axis; a complex state over its real and imaginary parts."""
+    if jnp.iscomplexobj(g):
+        g = jnp.concatenate([g.real, g.imag], axis=-1)
+    return vector_norm(g)
+
+
 def loss_grads_and_norms(
-    cell: Cell, task, params: dict, xs: jax.Array, targets: jax.Array, scan_unroll: int = 1,
+    cell, task, params: dict, xs: jax.Array, targets: jax.Array, scan_unroll: int = 1,
     remat: int = 0,
 ) -> tuple[jax.Array, dict, dict[str, jax.Array]]:
-    """(batch-mean loss, its parameter gradients, {"h_norms": (T',), ["c_norms": (T',)]})."""
+    """(batch-mean loss, its parameter gradients, {"<name>_norms": (T',)} for each carry entry)."""
     T, B, _ = xs.shape
-    hidden = params["cell"]["w_h"].shape[0]
-    deltas = model.zero_perturbations(cell, T, B, hidden, xs.dtype)
+    deltas = autodiff.zero_perturbations(cell, params["cell"], T, B)
 
     def summed_loss(params, deltas):
         outputs = model.apply(cell, task, params, xs, deltas, scan_unroll, remat)
@@ -57,5 +62,6 @@ def loss_grads_and_norms(
     total, (param_grads, delta_grads) = jax.value_and_grad(summed_loss, argnums=(0, 1))(
         params, deltas
     )
-    norms = {f"{name}_norms": jnp.mean(vector_norm(g), axis=1) for name, g in delta_grads.items()}
+    norms = {f"{name}_norms": jnp.mean(state_norm(g.reshape(T, B, -1)), axis=1)
+             for name, g in delta_grads.items()}
     return total / B, jax.tree.map(lambda g: g / B, param_grads), norms

@@ -20,26 +20,21 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from lstm_vg.core import autodiff
 from lstm_vg.core.cells import Carry, Cell, glorot_uniform, matmul, pre_activation
 
 
-def init(
-    cell: Cell, task, key: jax.Array, hidden: int, dtype=jnp.float32, **cell_options
-) -> dict:
-    """Cell params (see `Cell.init`) and a Glorot-uniform readout with zero bias."""
+def init(cell, task, key: jax.Array, hidden: int, dtype=jnp.float32, **init_options) -> dict:
+    """Cell params (`cell.init(key, I, H, dtype, **init_options)`; the built-in cells take their
+    init options here, a user's cell takes none) and a Glorot-uniform readout with zero bias."""
     key_cell, key_readout = jax.random.split(key)
     return {
-        "cell": cell.init(key_cell, task.input_size, hidden, dtype=dtype, **cell_options),
+        "cell": cell.init(key_cell, task.input_size, hidden, jnp.dtype(dtype), **init_options),
         "readout": {
             "w": glorot_uniform(key_readout, hidden, task.output_size, dtype),
             "b": jnp.zeros((task.output_size,), dtype),
         },
     }
-
-
-def zero_perturbations(cell: Cell, length: int, batch: int, hidden: int, dtype) -> Carry:
-    """δ: {name: (T, B, H)} zeros, one per carry entry."""
-    return {name: jnp.zeros((length, batch, hidden), dtype) for name in cell.carry_names}
 
 
 
@@ -83,7 +78,7 @@ def forward_scan(cell: Cell, cell_params: dict, xs, perturbations, scan_unroll: 
         return after, out
 
     hidden = cell_params["w_h"].shape[0]
-    carry = cell.initial_carry(B, hidden, xs.dtype) if carry is None else carry
+    carry = cell.zero_carry(B, hidden, xs.dtype) if carry is None else carry
     return jax.lax.scan(body, carry, (xs, z_x, perturbations), unroll=scan_unroll)
 
 
@@ -143,7 +138,7 @@ def states_forward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, ce
         end, ys = forward_scan(cell, cell_params, xs_k, delta_k, scan_unroll, save=False, carry=carry)
         return end, (carry, ys["h"])
 
-    zero = cell.initial_carry(xs.shape[1], cell_params["w_h"].shape[0], xs.dtype)
+    zero = cell.zero_carry(xs.shape[1], cell_params["w_h"].shape[0], xs.dtype)
     _, (starts, hs) = jax.lax.scan(block, zero, (blocks(xs, remat), blocks(perturbations, remat)))
     # Padding steps run past T, so h_T is read from the steps, not from the last carry.
     hs = unblock(hs, xs.shape[0])
@@ -201,7 +196,7 @@ def states_backward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, r
     w_h, with_states = cell_params["w_h"], perturbations is not None
     T, B, _ = xs.shape
     H = w_h.shape[0]
-    zero = cell.initial_carry(B, H, xs.dtype)
+    zero = cell.zero_carry(B, H, xs.dtype)
     if not remat:  # d_out reaches every h_t, or h_T only: then it starts the reverse scan
         d_hs, d_carry = (d_out, zero) if all_steps else (None, zero | {"h": d_out})
         _, d_z, d_states = reverse(cell, w_h, saved, last, d_hs, d_carry, with_states, scan_unroll)
@@ -228,10 +223,15 @@ def states_backward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, r
 states.defvjp(states_forward, states_backward)
 
 
-def apply(cell: Cell, task, params: dict, xs: jax.Array, perturbations=None, scan_unroll: int = 1,
+def apply(cell, task, params: dict, xs: jax.Array, perturbations=None, scan_unroll: int = 1,
           remat: int = 0):
     """Task outputs for time-major xs: (T', B, I): (T', B, O) when the task reads every step,
-    else (B, O) from h_T. `perturbations`: see `states`."""
-    h = states(cell, scan_unroll, remat, task.reads_every_step, params["cell"], xs, perturbations)
+    else (B, O) from h_T. A cell with a fast path runs through `states`, any other through
+    `autodiff.states`; `perturbations` ({name: (T, …)} zeros, `autodiff.zero_perturbations`)
+    make the per-timestep state gradients."""
+    if autodiff.has_fast_path(cell):
+        h = states(cell, scan_unroll, remat, task.reads_every_step, params["cell"], xs, perturbations)
+    else:
+        h = autodiff.states(cell, params["cell"], xs, perturbations, task.reads_every_step, scan_unroll)
     return matmul(h, params["readout"]["w"]) + params["readout"]["b"]
 

@@ -22,8 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lstm_vg.core import gradients, model
-from lstm_vg.core.cells import Cell
+from lstm_vg.core import autodiff, gradients, model
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -70,7 +69,7 @@ def make_optimizer(name: str, learning_rate: float, clip: float, momentum: float
 class Trainer:
     """Everything static about a batch of runs; its methods are pure and act on one run."""
 
-    cell: Cell
+    cell: object  # a `cells.Cell` (with its fast path) or any cell that meets the protocol
     task: object  # a `tasks.Task`
     hidden: int
     batch: int
@@ -90,6 +89,8 @@ class Trainer:
         "parameters" (params, gradients, optimizer state), "training" (what the backward pass
         of a training batch keeps per step), "evaluation" (the eval batch's forward pass and
         the probe batch's backward pass). Tested against XLA's own memory analysis."""
+        if not autodiff.has_fast_path(self.cell):
+            return self.autodiff_memory_bytes()
         T, H, G = self.task.sequence_length, self.hidden, self.cell.gates
         C = len(self.cell.carry_names)
         size = np.dtype(self.dtype).itemsize
@@ -117,16 +118,31 @@ class Trainer:
                 "training": backward(self.batch // self.batch_shards, False) * size,
                 "evaluation": evaluation * size}
 
+    def autodiff_memory_bytes(self) -> dict[str, int]:
+        """`memory_bytes` for a cell on the autodiff path: T times what reverse mode keeps for
+        one step (`autodiff.step_residual_bytes`), with the probe's perturbations and inputs."""
+        T, I = self.task.sequence_length, self.task.input_size
+        params = jax.eval_shape(lambda key: model.init(self.cell, self.task, key, self.hidden, self.dtype),
+                                jax.random.key(0))
+        size = np.dtype(self.dtype).itemsize
+        count = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+
+        def backward(batch: int, probed: bool) -> int:
+            step = autodiff.step_residual_bytes(self.cell, params["cell"], batch, I, self.dtype)
+            return T * (step * (2 if probed else 1) + batch * I * size)
+
+        evaluation = T * self.eval_batch * I * size + backward(self.probe_batch, True)
+        return {"parameters": 5 * count * size, "training": backward(self.batch // self.batch_shards, False),
+                "evaluation": evaluation}
+
     def tx(self, learning_rate: float = 1e-3):
         return make_optimizer(self.optimizer, learning_rate, self.clip, self.momentum)
 
     def init_state(self, seed: int, learning_rate: float, **cell_options) -> TrainState:
         """A fresh run: params from the seed's INIT stream, optimizer state holding its lr."""
         key = jax.random.key(seed)
-        params = model.init(
-            self.cell, self.task, jax.random.fold_in(key, INIT), self.hidden, self.dtype,
-            **cell_options,
-        )
+        params = model.init(self.cell, self.task, jax.random.fold_in(key, INIT), self.hidden, self.dtype,
+                            **cell_options)
         opt_state = self.tx(learning_rate).init(params)
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key, jnp.full((), -1, jnp.int32))
 

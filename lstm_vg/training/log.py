@@ -26,9 +26,11 @@ from lstm_vg.results import format as fmt
 from lstm_vg.results import read, summary, write
 
 
-def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int) -> dict:
-    """meta.json at the start of a run: versions, device, batch, and what its task records
-    (baseline and solved criterion, so a run still being written can be drawn against them)."""
+def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int, cell=None) -> dict:
+    """meta.json at the start of a run: versions, device, batch, what its task records
+    (baseline and solved criterion, so a run still being written can be drawn against them),
+    and for a researcher's cell where its code came from (file or module, sha256)."""
+    source = getattr(cell, "source", None)
     return {
         "lstm_vg": __version__,
         "jax": jax.__version__,
@@ -42,6 +44,7 @@ def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int) ->
         "devices": devices,
         "batch_shards": batch_shards,
         **fmt.task_fields(task),
+        **({"cell_source": source} if source else {}),
         "started": fmt.now(),
         "finished": None,
     }

@@ -64,7 +64,7 @@ def train_batch(batch: Batch, folder: Path, progress: Progress, resume: bool = F
     states = batch.place(states)
     chunk, evaluate = batch.compile()
     logs = [RunLog(run, folder / run.name, meta(run, trainer.task, len(batch.runs),
-                                                 max(len(batch.devices), 1), batch.shards),
+                                                 max(len(batch.devices), 1), batch.shards, trainer.cell),
                    resume_at=start if resume else None)
             for run in batch.runs]
     # wall_seconds goes on from where a resumed run's last log left it

@@ -16,8 +16,10 @@ import jax
 
 from lstm_vg import config
 from lstm_vg.config import Config, Run
-from lstm_vg.core import batched, cells, train
+from lstm_vg.core import autodiff, batched, cells, train
 from lstm_vg.errors import UserError
+from lstm_vg.training import usercells
+from lstm_vg.validate import is_code_reference
 
 
 def batch_key(run: Run) -> Config:
@@ -46,11 +48,38 @@ def layout(runs: int, batch: int, devices: list | None, split_batch: bool) -> tu
     return (devices or [])[: groups * shards], shards
 
 
+BUILT_IN_OPTIONS = ("forget_bias", "recurrent_init", "scale", "forget_gate", "chrono")
+
+
+def make_cell(c: Config, task):
+    """The run's cell: a built-in one (`cells.get`), or a researcher's (`usercells.load`) made
+    with model.options and checked against the protocol for this task's input size."""
+    where = c.source or c.name
+    if not is_code_reference(c.model.cell):
+        if c.model.options:
+            raise UserError(f"{where}: model.options: the built-in cell {c.model.cell!r} takes no "
+                            f"options; its own are model.{', model.'.join(BUILT_IN_OPTIONS)}")
+        return cells.get(c.model.cell, forget_gate=c.model.forget_gate)
+    defaults = config.ModelConfig()
+    for name in BUILT_IN_OPTIONS:
+        if getattr(c.model, name) != getattr(defaults, name):
+            raise UserError(f"{where}: model.{name}: {c.model.cell} does not take it; a cell of "
+                            f"yours takes its options from model.options")
+    cell = usercells.load(c.model.cell, c.model.options, c.folder, where)
+    usercells.check(cell, task.input_size, c.model.hidden, c.train.dtype)
+    return cell
+
+
 def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
     """The Trainer of a run's config (`batch_shards`: see `layout`)."""
+    task = config.make_task(c.task, c.source or c.name)
+    cell = make_cell(c, task)
+    if c.train.remat and not autodiff.has_fast_path(cell):
+        raise UserError(f"{c.source or c.name}: train.remat: only cells with a hand-written backward "
+                        f"pass ({', '.join(cells.CELLS)}) recompute time blocks; {c.model.cell} has none")
     return train.Trainer(
-        cell=cells.get(c.model.cell, forget_gate=c.model.forget_gate),
-        task=config.make_task(c.task, c.source or c.name),
+        cell=cell,
+        task=task,
         hidden=c.model.hidden,
         batch=c.train.batch,
         chunk_steps=c.chunk_steps,
@@ -67,8 +96,11 @@ def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
 
 
 def cell_options(c: Config) -> dict:
-    """The initialisation options that may differ between the runs of one batch."""
+    """The built-in cells' initialisation options, which may differ between the runs of one
+    batch (a researcher's cell takes its options when it is made: none here)."""
     m = c.model
+    if is_code_reference(m.cell):
+        return {}
     return {"recurrent_init": m.recurrent_init, "scale": m.scale, "forget_bias": m.forget_bias,
             "chrono": m.chrono}
 
