@@ -32,10 +32,22 @@ def lstm_step(params, carry, x, delta=None, forget_gate=True):
     return {"h": plus(o * jnp.tanh(c), delta, "h"), "c": c}
 
 
+def gru_step(params, carry, x, delta=None):
+    """PyTorch's GRU (reset after), blocks r, z, n: r, z = sigmoid(x W_i· + b_i· + h W_h· + b_h·);
+    n = tanh(x W_in + b_in + r·(h W_hn + b_hn)); h_t = (1 − z)·n + z·h_{t-1} (+ δ_h)."""
+    x_r, x_z, x_n = jnp.split(dot(x, params["w_x"]) + params["b_x"], 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(dot(carry["h"], params["w_h"]) + params["b_h"], 3, axis=-1)
+    r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    return {"h": plus((1 - z) * n + z * carry["h"], delta, "h")}
+
+
 def textbook_step(cell: cells.Cell):
     """The reference step of a built-in cell: (params, carry, x_t, delta=None) → carry_t."""
     if cell.name == "rnn":
         return rnn_step
+    if cell.name == "gru":
+        return gru_step
     if cell is cells.LSTM_WITHOUT_FORGET_GATE:
         return lambda params, carry, x, delta=None: lstm_step(params, carry, x, delta, False)
     return lstm_step

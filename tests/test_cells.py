@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_vg.core import cells
+from lstm_vg.core import cells, zoo
 
 BATCH, INPUT, HIDDEN = 3, 4, 5
 
@@ -93,7 +93,7 @@ def test_lstm_float32_step_is_within_1e_5_of_float64_reference():
 
 @pytest.mark.parametrize("name, gates", [("rnn", 1), ("lstm", 4)])
 def test_init_shapes_are_input_by_gates_hidden(name, gates):
-    params = cells.get(name).init(jax.random.key(0), INPUT, HIDDEN)
+    params = zoo.get(name).init(jax.random.key(0), INPUT, HIDDEN)
     assert params["w_x"].shape == (INPUT, gates * HIDDEN)
     assert params["w_h"].shape == (HIDDEN, gates * HIDDEN)
     assert params["b"].shape == (gates * HIDDEN,)
@@ -120,7 +120,7 @@ def recurrent_blocks(params: dict, hidden: int) -> list[np.ndarray]:
 @pytest.mark.parametrize("name", ["rnn", "lstm"])
 def test_orthogonal_init_gives_scaled_orthogonal_blocks(name):
     scale, hidden = 0.7, 16
-    params = cells.get(name).init(
+    params = zoo.get(name).init(
         jax.random.key(1), INPUT, hidden, recurrent_init="orthogonal", scale=scale
     )
     blocks = recurrent_blocks(params, hidden)
@@ -132,7 +132,7 @@ def test_orthogonal_init_gives_scaled_orthogonal_blocks(name):
 
 @pytest.mark.parametrize("name", ["rnn", "lstm"])
 def test_identity_init_gives_scale_times_identity_blocks(name):
-    params = cells.get(name).init(
+    params = zoo.get(name).init(
         jax.random.key(1), INPUT, HIDDEN, recurrent_init="identity", scale=0.9
     )
     for block in recurrent_blocks(params, HIDDEN):
@@ -160,7 +160,7 @@ def test_uniform_recurrent_init_stays_within_its_limit():
 
 @pytest.mark.parametrize("name", ["rnn", "lstm"])
 def test_init_is_a_function_of_the_key(name):
-    cell = cells.get(name)
+    cell = zoo.get(name)
     first = cell.init(jax.random.key(3), INPUT, HIDDEN)
     again = cell.init(jax.random.key(3), INPUT, HIDDEN)
     other = cell.init(jax.random.key(4), INPUT, HIDDEN)
@@ -171,13 +171,13 @@ def test_init_is_a_function_of_the_key(name):
 
 def test_get_unknown_cell_raises_key_error_naming_allowed_cells():
     with pytest.raises(KeyError) as error:
-        cells.get("nope")
+        zoo.get("nope")
     message = error.value.args[0]
     assert "nope" in message and "rnn" in message and "lstm" in message
 
 
 def test_get_returns_registered_cells():
-    assert cells.get("rnn") is cells.RNN and cells.get("lstm") is cells.LSTM
+    assert zoo.get("rnn") is cells.RNN and zoo.get("lstm") is cells.LSTM
 
 
 def test_lstm_without_forget_gate_keeps_the_cell_state_whole():
@@ -187,13 +187,13 @@ def test_lstm_without_forget_gate_keeps_the_cell_state_whole():
     saturated["b"][HIDDEN : 2 * HIDDEN] = 1e3
     expected_h, expected_c = lstm_step_reference(saturated, carry["h"], carry["c"], x)
     with jax.enable_x64(True):
-        new_carry, h = run_step(cells.get("lstm", forget_gate=False), params, carry, x, "float64")
+        new_carry, h = run_step(zoo.get("lstm", forget_gate=False), params, carry, x, "float64")
     np.testing.assert_allclose(new_carry["c"], expected_c, rtol=0, atol=1e-12)
     np.testing.assert_allclose(h, expected_h, rtol=0, atol=1e-12)
 
 
 def test_forget_gate_option_is_ignored_by_the_rnn():
-    assert cells.get("rnn", forget_gate=False) is cells.RNN
+    assert zoo.get("rnn", forget_gate=False) is cells.RNN
 
 
 def test_chrono_init_sets_log_uniform_forget_bias_and_opposite_input_bias():

@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstm_vg.core import cells, gradients, model, tasks
+from lstm_vg.core import cells, gradients, model, tasks, zoo
 from lstm_vg.results import summary
 
 from reference import textbook_step
 
 BATCH, HIDDEN = 3, 5
-CELLS = ["rnn", "lstm"]
+CELLS = ["rnn", "lstm", "gru"]
 # 12, 22 and 24 steps
 TASKS = [tasks.Adding(12), tasks.Copy(2), tasks.make("adding", 22, variant="hochreiter1997")]
 
@@ -31,7 +31,7 @@ def float64_problem(name: str, task):
     a batch, and `gradients.loss_grads_and_norms` on them; cached, as the tests share them.
 
     Use the arrays inside `jax.enable_x64(True)`."""
-    cell, rng = cells.get(name), np.random.default_rng(0)
+    cell, rng = zoo.get(name), np.random.default_rng(0)
     with jax.enable_x64(True):
         # A normal recurrent init: the orthogonal one's QR costs seconds to compile.
         params = model.init(
@@ -79,7 +79,7 @@ def python_loop_mean_loss(cell, task, params, xs, targets):
 
 @every_cell_and_task
 def test_per_timestep_norms_match_unrolled_python_loop(name, task):
-    cell = cells.get(name)
+    cell = zoo.get(name)
     with jax.enable_x64(True):
         params, xs, targets, (_, _, norms) = float64_problem(name, task)
         expected = python_loop_state_grad_norms(cell, task, params, xs, targets)
@@ -92,7 +92,7 @@ def test_per_timestep_norms_match_unrolled_python_loop(name, task):
 
 @every_cell_and_task
 def test_loss_and_parameter_gradients_are_those_of_batch_mean_loss(name, task):
-    cell = cells.get(name)
+    cell = zoo.get(name)
     with jax.enable_x64(True):
         params, xs, targets, (loss, grads, _) = float64_problem(name, task)
         expected_loss, expected_grads = jax.value_and_grad(python_loop_mean_loss, argnums=2)(
@@ -123,7 +123,7 @@ def central_difference(loss, params: dict, group: str, leaf: str, index: tuple, 
 
 @pytest.mark.parametrize("name", CELLS)
 def test_parameter_gradients_match_finite_differences(name):
-    cell, task = cells.get(name), TASKS[0]
+    cell, task = zoo.get(name), TASKS[0]
     rng = np.random.default_rng(0)
     with jax.enable_x64(True):
         params, xs, targets, (_, grads, _) = float64_problem(name, task)
@@ -195,8 +195,8 @@ def autodiff_states(cell: cells.Cell, cell_params, xs, perturbations):
     return jax.lax.scan(step, carry, (xs, perturbations))[1]
 
 
-@pytest.mark.parametrize("cell", [cells.RNN, cells.LSTM, cells.get("lstm", forget_gate=False)],
-                         ids=["rnn", "lstm", "lstm-without-forget-gate"])
+@pytest.mark.parametrize("cell", [cells.RNN, cells.LSTM, zoo.get("lstm", forget_gate=False), zoo.get("gru")],
+                         ids=["rnn", "lstm", "lstm-without-forget-gate", "gru"])
 @pytest.mark.parametrize("perturbed", [False, True], ids=["", "perturbed"])
 @pytest.mark.parametrize("remat, all_steps, I", [
     (0, True, 2), (1, True, 2), (3, True, 2), (7, True, 2), (0, False, 2), (3, False, 2),
@@ -211,8 +211,9 @@ def test_hand_written_backward_equals_autodiff_of_the_forward_scan(cell, perturb
     rng = np.random.default_rng(1)
     normal = lambda *shape: jnp.asarray(rng.standard_normal(shape))  # noqa: E731
     with jax.enable_x64(True):
-        params = {"w_x": normal(I, cell.gates * H), "w_h": normal(H, cell.gates * H) / np.sqrt(H),
-                  "b": normal(cell.gates * H)}
+        shapes = cell.init(jax.random.key(0), I, H, jnp.float64, recurrent_init="normal")
+        params = {name: normal(*p.shape) / (np.sqrt(H) if name == "w_h" else 1)
+                  for name, p in shapes.items()}
         xs, d_hs = normal(T, B, I), normal(T, B, H)
         deltas = {n: 0.1 * normal(T, B, H) for n in cell.carry_names} if perturbed else None
         ours_hs, ours_vjp = jax.vjp(partial(model.states, cell, 1, remat, all_steps), params, xs, deltas)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from lstm_vg import config
-from lstm_vg.core import batched, cells, tasks, train
+from lstm_vg.core import batched, tasks, train, zoo
 from lstm_vg.training import loop, plan
 
 
 def tiny_trainer(cell="lstm", task="adding", length=10, **overrides) -> train.Trainer:
     options = dict(hidden=16, batch=32, chunk_steps=25, eval_batch=256, probe_batch=16)
-    return train.Trainer(cells.get(cell), tasks.make(task, length), **(options | overrides))
+    return train.Trainer(zoo.get(cell), tasks.make(task, length), **(options | overrides))
 
 
 def train_runs(trainer, seeds, lrs, chunks, vectorize=None):

@@ -15,7 +15,7 @@ from test_gradients import BATCH, HIDDEN, TASKS, float64_problem
 from typer.testing import CliRunner
 
 from lstm_vg.cli import app
-from lstm_vg.core import autodiff, cells, gradients, model, tasks
+from lstm_vg.core import autodiff, cells, gradients, model, tasks, zoo
 
 from helpers import ROOT
 
@@ -38,12 +38,12 @@ def relative_error(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "lstm-without-forget-gate"])
+@pytest.mark.parametrize("name", ["rnn", "lstm", "lstm-without-forget-gate", "gru"])
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: f"{t.name}-{getattr(t, 'variant', 'standard')}")
 def test_fast_and_autodiff_paths_give_the_same_loss_gradients_and_norms(name, task):
     """float64, ≤ 1e-10 relative: the hand-written backward pass and JAX's autodiff of the
     cell's protocol step agree on everything the tool logs and trains with."""
-    cell = cells.get("lstm", forget_gate=False) if name == "lstm-without-forget-gate" else cells.get(name)
+    cell = zoo.get("lstm", forget_gate=False) if name == "lstm-without-forget-gate" else zoo.get(name)
     params, xs, targets, _ = float64_problem(name.split("-")[0], task)
     with jax.enable_x64(True):
         fast = gradients.loss_grads_and_norms(cell, task, params, xs, targets)
@@ -197,7 +197,9 @@ def test_a_cell_that_breaks_the_contract_is_refused_in_one_line(tmp_path, case):
     ("minimal_rnn.py:MinimalRNN", ", forget_bias: 2.0", "",
      "model.forget_bias: minimal_rnn.py:MinimalRNN does not take it"),
     ("minimal_rnn.py:MinimalRNN", "", ", remat: 2", "train.remat: only cells with a hand-written backward"),
-    ("not a reference", "", "", "'not a reference' is not allowed; allowed: rnn, lstm, or your own"),
+    ("not a reference", "", "", "'not a reference' is not allowed; allowed: rnn, lstm, gru, or your own"),
+    ("gru", ", forget_bias: 0.0", "", "model.forget_bias: only the LSTM takes it"),
+    ("rnn", ", chrono: 100", "", "model.chrono: only the LSTM takes it"),
 ])
 def test_options_and_references_a_cell_cannot_take_are_refused(tmp_path, cell, model, train, expected):
     (tmp_path / "minimal_rnn.py").write_text(GOOD)

@@ -95,9 +95,14 @@ def rnn_backward(w_h: jax.Array, extras: dict, previous: Carry, after: Carry, d_
     return {"h": matmul_transposed(d_z, w_h)}, d_z, d_carry
 
 
-def pre_activation(params: Params, carry: Carry, z_x: jax.Array) -> jax.Array:
-    """z = z_x + h_{t-1} @ w_h: (B, G·H), from z_x = x_t @ w_x + b."""
-    return z_x + matmul(carry["h"], params["w_h"])
+def stacked_weights(params: Params) -> jax.Array:
+    """[w_h; w_x; b]: (H + I + 1, G·H), the weights of z_t = [h_{t-1}, x_t, 1] @ [w_h; w_x; b]."""
+    return jnp.concatenate([params["w_h"], params["w_x"], params["b"][None]])
+
+
+def split_weights(d_weights: jax.Array, hidden: int) -> Params:
+    """The inverse of `stacked_weights` for a gradient: {"w_h", "w_x", "b"}."""
+    return {"w_h": d_weights[:hidden], "w_x": d_weights[hidden:-1], "b": d_weights[-1]}
 
 
 
@@ -196,7 +201,11 @@ class Cell:
     carry_names: tuple[str, ...]
     forward: Callable
     backward: Callable
-    bias: Callable[..., jax.Array]  # (key, H, dtype, **bias options) → (G·H,)
+    bias: Callable[..., jax.Array]  # (key, H, dtype, **bias options) → (G·H,) or {name: array}
+    # params → the stacked weights W of z_t = [h_{t-1}, x_t, 1] @ W: (H + I + 1, G·H), and back
+    stack: Callable[[Params], jax.Array] = stacked_weights
+    unstack: Callable[[jax.Array, int], Params] = split_weights
+    blocks: int | None = None  # H-blocks of w_x and w_h when not G (the GRU: 3 in a 4H-wide W)
 
     def init(
         self,
@@ -214,7 +223,7 @@ class Cell:
         Bias options are the LSTM's `forget_bias` (default 1.0) and `chrono` (default None);
         the RNN's biases are 0 and it ignores them.
         """
-        H, G = hidden_size, self.gates
+        H, G = hidden_size, self.blocks or self.gates
         key_x, key_h, key_b = jax.random.split(key, 3)
         w_x = jnp.concatenate(
             [glorot_uniform(k, input_size, H, dtype) for k in jax.random.split(key_x, G)], axis=1
@@ -223,7 +232,8 @@ class Cell:
             [recurrent_block(k, H, recurrent_init, scale, dtype) for k in jax.random.split(key_h, G)],
             axis=1,
         )
-        return {"w_x": w_x, "w_h": w_h, "b": self.bias(key_b, H, dtype, **bias_options)}
+        biases = self.bias(key_b, H, dtype, **bias_options)
+        return {"w_x": w_x, "w_h": w_h, **(biases if isinstance(biases, dict) else {"b": biases})}
 
     def zero_carry(self, batch: int, hidden_size: int, dtype=jnp.float32) -> Carry:
         """Zero state: {name: (B, H)} for each carry entry."""
@@ -238,8 +248,8 @@ class Cell:
     def step(self, params: Params, carry: Carry, x: jax.Array, delta: Carry | None = None) -> Carry:
         """carry_t from carry_{t-1} and x_t: (B, I) through `forward`; `delta` is added to each
         state as it is made (so the LSTM's c_t counts its path through h_t too)."""
-        z = pre_activation(params, carry, matmul(x, params["w_x"]) + params["b"])
-        return self.forward(carry, z, delta)[0]
+        u = jnp.concatenate([carry["h"], x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+        return self.forward(carry, matmul(u, self.stack(params)), delta)[0]
 
 
 RNN = Cell(name="rnn", gates=1, carry_names=("h",), forward=rnn_forward,
@@ -248,17 +258,3 @@ LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), forward=lstm_forward,
             backward=lstm_backward, bias=lstm_bias)
 
 LSTM_WITHOUT_FORGET_GATE = without_forget_gate(LSTM)
-
-CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNN, LSTM)}
-
-
-def get(name: str, forget_gate: bool = True) -> Cell:
-    """The cell registered under `name` (`rnn`, `lstm`); `forget_gate=False` gives the LSTM of
-    1997 (f ≡ 1) and is ignored by cells without a forget gate."""
-    try:
-        cell = CELLS[name]
-    except KeyError:
-        raise KeyError(f"unknown cell {name!r}; allowed: {', '.join(CELLS)}") from None
-    if cell is LSTM and not forget_gate:
-        return LSTM_WITHOUT_FORGET_GATE
-    return cell

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_vg.core import autodiff
-from lstm_vg.core.cells import Carry, Cell, glorot_uniform, matmul, pre_activation
+from lstm_vg.core.cells import Carry, Cell, glorot_uniform, matmul
 
 
 def init(cell, task, key: jax.Array, hidden: int, dtype=jnp.float32, **init_options) -> dict:
@@ -45,14 +45,9 @@ def init(cell, task, key: jax.Array, hidden: int, dtype=jnp.float32, **init_opti
 NARROW_INPUT = 16
 
 
-def input_projection(cell_params: dict, xs: jax.Array) -> jax.Array:
-    """z_x = x @ w_x + b for x: (…, I) → (…, G·H)."""
-    return matmul(xs, cell_params["w_x"]) + cell_params["b"]
-
-
-def stacked_weights(cell_params: dict) -> jax.Array:
-    """[w_h; w_x; b]: (H + I + 1, G·H), the weights of z_t = [h_{t-1}, x_t, 1] @ [w_h; w_x; b]."""
-    return jnp.concatenate([cell_params["w_h"], cell_params["w_x"], cell_params["b"][None]])
+def input_projection(weights: jax.Array, hidden: int, xs: jax.Array) -> jax.Array:
+    """z_x = [x, 1] @ weights[H:], the input's share of the pre-activation: (…, I) → (…, G·H)."""
+    return matmul(xs, weights[hidden:-1]) + weights[-1]
 
 
 def forward_scan(cell: Cell, cell_params: dict, xs, perturbations, scan_unroll: int, save: bool,
@@ -63,21 +58,21 @@ def forward_scan(cell: Cell, cell_params: dict, xs, perturbations, scan_unroll: 
     "extras": the cell's extras})."""
     _, B, I = xs.shape
     narrow = I <= NARROW_INPUT
-    weights = stacked_weights(cell_params) if narrow else None
-    z_x = None if narrow else input_projection(cell_params, xs)
+    weights = cell.stack(cell_params)
+    hidden = cell_params["w_h"].shape[0]
+    z_x = None if narrow else input_projection(weights, hidden, xs)
     ones = jnp.ones((B, 1), xs.dtype)
 
     def body(carry, inputs):
         x_t, z_x_t, delta_t = inputs
         u_t = jnp.concatenate([carry["h"], x_t, ones], axis=1)
-        z_t = matmul(u_t, weights) if narrow else pre_activation(cell_params, carry, z_x_t)
+        z_t = matmul(u_t, weights) if narrow else z_x_t + matmul(carry["h"], weights[:hidden])
         after, extras = cell.forward(carry, z_t, delta_t)
         out = {"h": after["h"]} if emit_h else {}
         if save:
             out |= {"u": u_t, "previous": {n: carry[n] for n in carry if n != "h"}, "extras": extras}
         return after, out
 
-    hidden = cell_params["w_h"].shape[0]
     carry = cell.zero_carry(B, hidden, xs.dtype) if carry is None else carry
     return jax.lax.scan(body, carry, (xs, z_x, perturbations), unroll=scan_unroll)
 
@@ -145,17 +140,17 @@ def states_forward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, ce
     return (hs if all_steps else hs[-1]), (cell_params, xs, perturbations, starts, None)
 
 
-def weight_gradients(u: jax.Array, d_z: jax.Array, hidden: int) -> dict:
-    """{"w_h", "w_x", "b"}: Σ_t u_tᵀ ∂L/∂z_t over the saved u_t = [h_{t-1}, x_t, 1]: (T, B, H+I+1),
-    one (T·B)-contracted matmul as the arrays lie (no transposed copy is made)."""
+def weight_gradients(u: jax.Array, d_z: jax.Array) -> jax.Array:
+    """∂L/∂(stacked weights) = Σ_t u_tᵀ ∂L/∂z_t over the saved u_t = [h_{t-1}, x_t, 1]: (T, B,
+    H+I+1), one (T·B)-contracted matmul as the arrays lie (no transposed copy is made); the cell's
+    `unstack` turns it into its params' gradients."""
     u, d_z = u.reshape(-1, u.shape[-1]), d_z.reshape(-1, d_z.shape[-1])
-    d = jax.lax.dot_general(u, d_z, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
-    return {"w_h": d[:hidden], "w_x": d[hidden:-1], "b": d[-1]}
+    return jax.lax.dot_general(u, d_z, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
 
 
-def input_gradients(cell_params: dict, d_z: jax.Array) -> jax.Array:
-    """∂L/∂x_t = ∂L/∂z_t @ w_xᵀ: (T, B, I)."""
-    return jnp.einsum("tbg,ig->tbi", d_z, cell_params["w_x"], precision=jax.lax.Precision.HIGHEST)
+def input_gradients(weights: jax.Array, hidden: int, d_z: jax.Array) -> jax.Array:
+    """∂L/∂x_t = ∂L/∂z_t @ (the input rows of the stacked weights)ᵀ: (T, B, I)."""
+    return jnp.einsum("tbg,ig->tbi", d_z, weights[hidden:-1], precision=jax.lax.Precision.HIGHEST)
 
 
 def reverse(cell: Cell, w_h, saved, end: Carry, d_hs, d_carry: Carry, with_states: bool, scan_unroll):
@@ -193,31 +188,34 @@ def states_backward(cell: Cell, scan_unroll: int, remat: int, all_steps: bool, r
         (T, B, H)}, or None without perturbations)).
     """
     cell_params, xs, perturbations, saved, last = residuals
-    w_h, with_states = cell_params["w_h"], perturbations is not None
+    with_states = perturbations is not None
     T, B, _ = xs.shape
-    H = w_h.shape[0]
+    H = cell_params["w_h"].shape[0]
+    weights = cell.stack(cell_params)
+    w_h = weights[:H]  # the recurrent rows, (H, G·H)
     zero = cell.zero_carry(B, H, xs.dtype)
     if not remat:  # d_out reaches every h_t, or h_T only: then it starts the reverse scan
         d_hs, d_carry = (d_out, zero) if all_steps else (None, zero | {"h": d_out})
         _, d_z, d_states = reverse(cell, w_h, saved, last, d_hs, d_carry, with_states, scan_unroll)
-        return weight_gradients(saved["u"], d_z, H), input_gradients(cell_params, d_z), d_states
+        d_weights = weight_gradients(saved["u"], d_z)
+        return cell.unstack(d_weights, H), input_gradients(weights, H, d_z), d_states
 
     def block(carry, inputs):  # recompute one block's forward pass, reverse it, sum its gradients
-        d_carry, d_params = carry
+        d_carry, d_weights = carry
         xs_k, delta_k, start_k, d_hs_k = inputs
         end_k, saved_k = forward_scan(cell, cell_params, xs_k, delta_k, scan_unroll, save=True,
                                       emit_h=False, carry=start_k)
         d_carry, d_z, d_states = reverse(cell, w_h, saved_k, end_k, d_hs_k, d_carry, with_states,
                                          scan_unroll)
-        d_params = jax.tree.map(jnp.add, d_params, weight_gradients(saved_k["u"], d_z, H))
-        return (d_carry, d_params), (input_gradients(cell_params, d_z), d_states)
+        d_weights = d_weights + weight_gradients(saved_k["u"], d_z)
+        return (d_carry, d_weights), (input_gradients(weights, H, d_z), d_states)
 
     # Only O(T·I) inputs and the block-start carries live across the loop; ∂L/∂z stays per block.
     d_hs = d_out if all_steps else jnp.zeros((T, *d_out.shape), d_out.dtype).at[-1].set(d_out)
-    d_params = jax.tree.map(jnp.zeros_like, cell_params)
     inputs = (blocks(xs, remat), blocks(perturbations, remat), saved, blocks(d_hs, remat))
-    (_, d_params), (d_xs, d_states) = jax.lax.scan(block, (zero, d_params), inputs, reverse=True)
-    return d_params, *unblock((d_xs, d_states), T)
+    (_, d_weights), (d_xs, d_states) = jax.lax.scan(block, (zero, jnp.zeros_like(weights)), inputs,
+                                                    reverse=True)
+    return cell.unstack(d_weights, H), *unblock((d_xs, d_states), T)
 
 
 states.defvjp(states_forward, states_backward)

@@ -16,7 +16,7 @@ import jax
 
 from lstm_vg import config
 from lstm_vg.config import Config, Run
-from lstm_vg.core import autodiff, batched, cells, train
+from lstm_vg.core import autodiff, batched, train, zoo
 from lstm_vg.errors import UserError
 from lstm_vg.training import usercells
 from lstm_vg.validate import is_code_reference
@@ -49,18 +49,23 @@ def layout(runs: int, batch: int, devices: list | None, split_batch: bool) -> tu
 
 
 BUILT_IN_OPTIONS = ("forget_bias", "recurrent_init", "scale", "forget_gate", "chrono")
+LSTM_ONLY = ("forget_bias", "forget_gate", "chrono")
 
 
 def make_cell(c: Config, task):
-    """The run's cell: a built-in one (`cells.get`), or a researcher's (`usercells.load`) made
+    """The run's cell: a built-in one (`zoo.get`), or a researcher's (`usercells.load`) made
     with model.options and checked against the protocol for this task's input size."""
     where = c.source or c.name
+    defaults = config.ModelConfig()
     if not is_code_reference(c.model.cell):
         if c.model.options:
             raise UserError(f"{where}: model.options: the built-in cell {c.model.cell!r} takes no "
                             f"options; its own are model.{', model.'.join(BUILT_IN_OPTIONS)}")
-        return cells.get(c.model.cell, forget_gate=c.model.forget_gate)
-    defaults = config.ModelConfig()
+        for name in LSTM_ONLY if c.model.cell != "lstm" else ():
+            if getattr(c.model, name) != getattr(defaults, name):
+                raise UserError(f"{where}: model.{name}: only the LSTM takes it (it sets the forget "
+                                f"gate); {c.model.cell!r} has none")
+        return zoo.get(c.model.cell, forget_gate=c.model.forget_gate)
     for name in BUILT_IN_OPTIONS:
         if getattr(c.model, name) != getattr(defaults, name):
             raise UserError(f"{where}: model.{name}: {c.model.cell} does not take it; a cell of "
@@ -76,7 +81,7 @@ def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
     cell = make_cell(c, task)
     if c.train.remat and not autodiff.has_fast_path(cell):
         raise UserError(f"{c.source or c.name}: train.remat: only cells with a hand-written backward "
-                        f"pass ({', '.join(cells.CELLS)}) recompute time blocks; {c.model.cell} has none")
+                        f"pass ({', '.join(zoo.CELLS)}) recompute time blocks; {c.model.cell} has none")
     return train.Trainer(
         cell=cell,
         task=task,

@@ -10,9 +10,9 @@ import numpy as np
 
 from lstm_vg.results.read import RunResult
 
-CELL_COLOURS = {"rnn": "#D55E00", "lstm": "#0072B2"}  # Okabe–Ito vermillion and blue
-OTHER_COLOURS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9")
-CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM"}
+CELL_COLOURS = {"rnn": "#D55E00", "lstm": "#0072B2", "gru": "#CC79A7"}  # Okabe–Ito
+OTHER_COLOURS = ("#009E73", "#E69F00", "#56B4E9", "#000000")  # for any other cell
+CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
 LOSS_LABELS = {"adding": "MSE", "copy": "cross-entropy per step (nats)"}
 BASELINE_STYLE = {"color": "0.25", "linestyle": "--", "linewidth": 1.2}
 THRESHOLD_STYLE = {"color": "#009E73", "linestyle": ":", "linewidth": 1.8}
