@@ -56,7 +56,7 @@ class TaskConfig:
 class ModelConfig:
     # a built-in cell, or a researcher's: "my_cells.py:MinimalRNN" (relative to the config file)
     # or "package.module:Name", made with `options` as keyword arguments (docs/cells.md)
-    cell: str = option("lstm", str, choices=registry("zoo", "CELLS"), or_code=True)
+    cell: str = option("lstm", str, choices=registry("zoo", "NAMES"), or_code=True)
     options: tuple = option((), dict)
     hidden: int = option(128, int, low=1)
     forget_bias: float = option(1.0, float)  # LSTM only

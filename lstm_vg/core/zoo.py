@@ -1,11 +1,25 @@
-"""The registry of built-in cells: `zoo.get(name)`; adding a cell adds a line here."""
+"""The registry of built-in cells; adding a cell adds a line here.
+
+`CELLS`: the cells with a hand-written fast path, ready made (their init options are the
+config's `model.*` keys); `CLASSES`: cells on the protocol path, made with `model.options`
+(`make`). `NAMES`: every built-in name.
+"""
 
 from __future__ import annotations
 
 from lstm_vg.core.cells import LSTM, LSTM_WITHOUT_FORGET_GATE, RNN, Cell
 from lstm_vg.core.gru import GRU
+from lstm_vg.core.lru import LRU
 
 CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNN, LSTM, GRU)}
+CLASSES: dict[str, type] = {"lru": LRU}
+NAMES = (*CELLS, *CLASSES)
+
+
+def make(name: str, **options):
+    """A protocol-path cell of `CLASSES` made with its options (TypeError/ValueError when they
+    do not fit)."""
+    return CLASSES[name](**options)
 
 
 def get(name: str, forget_gate: bool = True) -> Cell:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import jax
 
@@ -19,7 +19,6 @@ from lstm_vg.config import Config, Run
 from lstm_vg.core import autodiff, batched, train, zoo
 from lstm_vg.errors import UserError
 from lstm_vg.training import usercells
-from lstm_vg.validate import is_code_reference
 
 
 def batch_key(run: Run) -> Config:
@@ -53,26 +52,40 @@ LSTM_ONLY = ("forget_bias", "forget_gate", "chrono")
 
 
 def make_cell(c: Config, task):
-    """The run's cell: a built-in one (`zoo.get`), or a researcher's (`usercells.load`) made
-    with model.options and checked against the protocol for this task's input size."""
-    where = c.source or c.name
-    defaults = config.ModelConfig()
-    if not is_code_reference(c.model.cell):
-        if c.model.options:
-            raise UserError(f"{where}: model.options: the built-in cell {c.model.cell!r} takes no "
-                            f"options; its own are model.{', model.'.join(BUILT_IN_OPTIONS)}")
-        for name in LSTM_ONLY if c.model.cell != "lstm" else ():
-            if getattr(c.model, name) != getattr(defaults, name):
-                raise UserError(f"{where}: model.{name}: only the LSTM takes it (it sets the forget "
-                                f"gate); {c.model.cell!r} has none")
-        return zoo.get(c.model.cell, forget_gate=c.model.forget_gate)
-    for name in BUILT_IN_OPTIONS:
-        if getattr(c.model, name) != getattr(defaults, name):
-            raise UserError(f"{where}: model.{name}: {c.model.cell} does not take it; a cell of "
-                            f"yours takes its options from model.options")
-    cell = usercells.load(c.model.cell, c.model.options, c.folder, where)
-    usercells.check(cell, task.input_size, c.model.hidden, c.train.dtype)
+    """The run's cell: a built-in one (`zoo`), or a researcher's (`usercells.load`), made with
+    model.options and checked against the protocol for this task's input size. An option the
+    cell does not take is a UserError."""
+    where, m, defaults = c.source or c.name, c.model, config.ModelConfig()
+    given = [name for name in BUILT_IN_OPTIONS if getattr(m, name) != getattr(defaults, name)]
+    fast = m.cell in zoo.CELLS
+    takes = BUILT_IN_OPTIONS if m.cell == "lstm" else ("recurrent_init", "scale") if fast else ()
+    for name in (name for name in given if name not in takes):
+        if fast:
+            raise UserError(f"{where}: model.{name}: only the LSTM takes it (it sets the forget "
+                            f"gate); {m.cell!r} has none")
+        raise UserError(f"{where}: model.{name}: {m.cell} does not take it; its options come from "
+                        f"model.options (docs/cells.md)")
+    if m.cell in zoo.CELLS:
+        if m.options:
+            raise UserError(f"{where}: model.options: the built-in cell {m.cell!r} takes no "
+                            f"options; its own are model.{', model.'.join(takes)}")
+        return zoo.get(m.cell, forget_gate=m.forget_gate)
+    if m.cell in zoo.CLASSES:
+        return made(m.cell, m.options, where)
+    cell = usercells.load(m.cell, m.options, c.folder, where)
+    usercells.check(cell, task.input_size, m.hidden, c.train.dtype)
     return cell
+
+
+@cache
+def made(name: str, options: tuple, where: str):
+    """A built-in protocol-path cell with its model.options (one object per name and options,
+    so that runs which share them train in one batch)."""
+    kwargs = config.plain(options)
+    try:
+        return zoo.make(name, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{where}: model.options {kwargs}: {name}: {error}") from None
 
 
 def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
@@ -101,10 +114,10 @@ def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
 
 
 def cell_options(c: Config) -> dict:
-    """The built-in cells' initialisation options, which may differ between the runs of one
-    batch (a researcher's cell takes its options when it is made: none here)."""
+    """The fast-path cells' initialisation options, which may differ between the runs of one
+    batch (any other cell takes its options when it is made: none here)."""
     m = c.model
-    if is_code_reference(m.cell):
+    if m.cell not in zoo.CELLS:
         return {}
     return {"recurrent_init": m.recurrent_init, "scale": m.scale, "forget_bias": m.forget_bias,
             "chrono": m.chrono}

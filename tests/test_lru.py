@@ -1,0 +1,77 @@
+"""The LRU: eigenvalues on the ring its options set, and an error signal that decays per unit as
+|λ_j|^{T−t} exactly, measured through the tool's own zero perturbations."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lstm_vg.cli import app
+from lstm_vg.core import gradients, model, tasks, zoo
+
+
+def test_eigenvalues_start_on_the_ring_and_gamma_normalises_them():
+    cell = zoo.make("lru", r_min=0.5, r_max=0.8, max_phase=0.3)
+    params = cell.init(jax.random.key(0), 2, 64, jnp.float32)
+    modulus = np.abs(np.asarray(cell.eigenvalues(params)))
+    assert modulus.min() >= 0.5 - 1e-6 and modulus.max() <= 0.8 + 1e-6
+    assert np.all(np.angle(np.asarray(cell.eigenvalues(params))) >= 0)
+    assert np.all(np.angle(np.asarray(cell.eigenvalues(params))) <= 0.3 + 1e-6)
+    np.testing.assert_allclose(np.exp(params["gamma_log"]), np.sqrt(1 - modulus**2), rtol=1e-5)
+
+
+def test_each_units_error_signal_decays_as_its_eigenvalues_modulus_to_the_distance():
+    """Adding reads h_T only, so ∂L/∂x_t = conj(λ)^{T−t} ⊙ ∂L/∂x_T per unit (float64)."""
+    T = 12
+    cell, task = zoo.make("lru", r_min=0.6, r_max=0.95), tasks.Adding(T)
+    with jax.enable_x64(True):
+        params = model.init(cell, task, jax.random.key(0), 6, "float64")
+        xs, targets = task.sample(jax.random.key(1), 1, "float64")
+        deltas = {"h": jnp.zeros((T, 1, 6)), "x": jnp.zeros((T, 1, 6), jnp.complex128)}
+        loss = lambda d: jnp.sum(task.losses(model.apply(cell, task, params, xs, d), targets))  # noqa: E731
+        d_x = np.asarray(jax.grad(loss)(deltas)["x"][:, 0])  # (T, N)
+        modulus = np.abs(np.asarray(cell.eigenvalues(params["cell"])))
+    distance = (T - 1 - np.arange(T))[:, None]
+    np.testing.assert_allclose(np.abs(d_x), modulus**distance * np.abs(d_x[-1]), rtol=1e-9)
+
+
+def test_the_logged_profiles_cover_both_states():
+    cell, task = zoo.make("lru"), tasks.Adding(10)
+    params = model.init(cell, task, jax.random.key(0), 8)
+    xs, targets = task.sample(jax.random.key(1), 4)
+    _, _, norms = gradients.loss_grads_and_norms(cell, task, params, xs, targets)
+    assert set(norms) == {"h_norms", "x_norms"}
+    assert norms["x_norms"].shape == (10,) and np.all(np.asarray(norms["x_norms"]) > 0)
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_an_lru_run_through_the_cli(tmp_path):
+    config = tmp_path / "lru.yaml"
+    config.write_text("name: lru\ntask: {name: adding, length: 8}\n"
+                      "model: {cell: lru, hidden: 4, options: {r_min: 0.8, state_size: 6}}\n"
+                      "train: {steps: 10, batch: 4, chunk: 5}\n"
+                      "log: {every: 5, eval_batch: 8, probe_batch: 4}\n")
+    result = invoke("run", config, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "lru" / "seed=0" / "gradients.npz") as saved:
+        assert saved["x_norms"].shape == (3, 8)
+    summary = json.loads((tmp_path / "lru" / "seed=0" / "summary.json").read_text())
+    assert summary["cell"] == "lru" and summary["status"] == "done"
+
+
+@pytest.mark.parametrize("options, expected", [
+    ("{r_min: 0.99, r_max: 0.9}", "need 0 ≤ r_min < r_max ≤ 1"),
+    ("{radius: 2}", "unexpected keyword argument 'radius'"),
+])
+def test_bad_lru_options_are_refused_in_one_line(tmp_path, options, expected):
+    config = tmp_path / "lru.yaml"
+    config.write_text(f"task: {{name: adding, length: 8}}\nmodel: {{cell: lru, options: {options}}}\n")
+    result = invoke("run", config, "--out", tmp_path, "--dry-run")
+    assert result.exit_code == 2 and expected in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
