@@ -67,7 +67,7 @@ def test_unknown_section_suggests_the_closest(tmp_path):
         ("model: {hidden: '64'}\n", "model.hidden: expected int, got str"),
         ("train: {lr: fast}\n", "train.lr: expected float, got str"),
         ("train: {lr: .nan}\n", "train.lr: must be a finite number"),
-        ("model: {cell: grux}\n", "model.cell: 'grux' is not allowed; allowed: rnn, lstm, gru, lru"),
+        ("model: {cell: grux}\n", "model.cell: 'grux' is not allowed; allowed: rnn, lstm, gru, indrnn, lru"),
         ("task: {name: parity}\n", "allowed: adding, copy"),
         ("model: {recurrent_init: zeros}\n", "allowed: orthogonal, normal, uniform, identity"),
         ("train: {dtype: float16}\n", "allowed: float32, float64"),

@@ -198,7 +198,7 @@ def test_a_cell_that_breaks_the_contract_is_refused_in_one_line(tmp_path, case):
      "model.forget_bias: minimal_rnn.py:MinimalRNN does not take it"),
     ("minimal_rnn.py:MinimalRNN", "", ", remat: 2", "train.remat: only cells with a hand-written backward"),
     ("not a reference", "", "",
-     "'not a reference' is not allowed; allowed: rnn, lstm, gru, lru, or your own"),
+     "'not a reference' is not allowed; allowed: rnn, lstm, gru, indrnn, lru, or your own"),
     ("gru", ", forget_bias: 0.0", "", "model.forget_bias: only the LSTM takes it"),
     ("rnn", ", chrono: 100", "", "model.chrono: only the LSTM takes it"),
 ])

@@ -177,6 +177,8 @@ class Trainer:
         # The lr is read from opt_state, so the tx's own default lr is never used here.
         updates, opt_state = self.tx().update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        if hasattr(self.cell, "constrain"):  # e.g. IndRNN's |u| ≤ 2^(1/T) after every update
+            params = params | {"cell": self.cell.constrain(params["cell"])}
         finite = jnp.isfinite(loss) & all_finite(params)
         going = (state.diverged_at < 0) & finite
         params, opt_state = jax.tree.map(

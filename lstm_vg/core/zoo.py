@@ -7,19 +7,26 @@ config's `model.*` keys); `CLASSES`: cells on the protocol path, made with `mode
 
 from __future__ import annotations
 
+import inspect
+
 from lstm_vg.core.cells import LSTM, LSTM_WITHOUT_FORGET_GATE, RNN, Cell
 from lstm_vg.core.gru import GRU
+from lstm_vg.core.indrnn import IndRNN
 from lstm_vg.core.lru import LRU
 
 CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNN, LSTM, GRU)}
-CLASSES: dict[str, type] = {"lru": LRU}
+CLASSES: dict[str, type] = {"indrnn": IndRNN, "lru": LRU}
 NAMES = (*CELLS, *CLASSES)
 
 
-def make(name: str, **options):
+def make(name: str, *, task_length: int | None = None, **options):
     """A protocol-path cell of `CLASSES` made with its options (TypeError/ValueError when they
-    do not fit)."""
-    return CLASSES[name](**options)
+    do not fit); a cell whose recipe depends on the sequence length (IndRNN) gets the task's
+    T' as its `horizon` unless the options set one."""
+    cls = CLASSES[name]
+    if task_length is not None and "horizon" in inspect.signature(cls).parameters:
+        options.setdefault("horizon", task_length)
+    return cls(**options)
 
 
 def get(name: str, forget_gate: bool = True) -> Cell:

@@ -71,19 +71,19 @@ def make_cell(c: Config, task):
                             f"options; its own are model.{', model.'.join(takes)}")
         return zoo.get(m.cell, forget_gate=m.forget_gate)
     if m.cell in zoo.CLASSES:
-        return made(m.cell, m.options, where)
+        return made(m.cell, m.options, task.sequence_length, where)
     cell = usercells.load(m.cell, m.options, c.folder, where)
     usercells.check(cell, task.input_size, m.hidden, c.train.dtype)
     return cell
 
 
 @cache
-def made(name: str, options: tuple, where: str):
-    """A built-in protocol-path cell with its model.options (one object per name and options,
-    so that runs which share them train in one batch)."""
+def made(name: str, options: tuple, horizon: int, where: str):
+    """A built-in protocol-path cell with its model.options and the task's T' (one object per
+    name, options and T', so that runs which share them train in one batch)."""
     kwargs = config.plain(options)
     try:
-        return zoo.make(name, **kwargs)
+        return zoo.make(name, task_length=horizon, **kwargs)
     except (TypeError, ValueError) as error:
         raise UserError(f"{where}: model.options {kwargs}: {name}: {error}") from None
 

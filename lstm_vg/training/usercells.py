@@ -30,6 +30,8 @@ class UserCell:
         self.name, self.source = name, source
         self.carry_names = tuple(cell.carry_names)
         self.init, self.initial_carry, self.step = cell.init, cell.initial_carry, cell.step
+        if hasattr(cell, "constrain"):  # optional: applied to the params after every update
+            self.constrain = cell.constrain
 
     def __repr__(self) -> str:
         return f"UserCell({self.name})"
