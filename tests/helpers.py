@@ -1,12 +1,21 @@
-"""Comparing results folders, shared by the tests that check two ways of training agree."""
+"""Shared by the tests: the real CLI in process, and comparing results folders (the tests that
+check two ways of training agree)."""
 
 import csv
 from pathlib import Path
 
 import numpy as np
+from typer.testing import CliRunner
+
+from lstm_vg.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def invoke(*args):
+    """The real CLI, in this process: `lstm-vg ARGS` (paths and numbers as text)."""
+    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def read_rows(folder: Path) -> list[dict]:

@@ -12,23 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from lstm_vg.cli import app
 from lstm_vg.devices import cpu_cores
 from lstm_vg.results import write
 
-from helpers import TINY, assert_same_results, read_rows
+from helpers import TINY, assert_same_results, invoke, read_rows
 
 SUMMARY_FIELDS = {
     "status", "cell", "task", "length", "seed", "steps", "baseline_loss", "final_train_loss",
     "final_eval_loss", "solved", "steps_to_solve", "grad_ratio_init", "grad_ratio_final",
     "steps_per_second", "wall_seconds",
 }
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

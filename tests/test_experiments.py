@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from lstm_vg import experiments
-from lstm_vg.cli import app
 from lstm_vg.errors import UserError
+
+from helpers import invoke
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 CLAIMS = """claims:
@@ -28,10 +28,6 @@ configs:
     train: {{steps: {steps}}}
 {claims}""")
     return path
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def summaries(folder: Path) -> dict[str, dict]:

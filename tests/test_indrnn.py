@@ -4,11 +4,10 @@ update) and an error signal that carries u_j^{T−t} per unit."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from typer.testing import CliRunner
 
-from lstm_vg.cli import app
 from lstm_vg.core import model, tasks, train, zoo
+
+from helpers import invoke
 
 T = 10
 
@@ -46,10 +45,6 @@ def test_each_units_error_signal_carries_u_to_the_distance():
     np.testing.assert_allclose(d_h, np.asarray(u) ** distance * d_h[-1], rtol=1e-12)
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
 def test_an_indrnn_run_takes_its_horizon_from_the_task(tmp_path):
     config = tmp_path / "ind.yaml"
     config.write_text("name: ind\ntask: {name: adding, length: 8}\nmodel: {cell: indrnn, hidden: 4}\n"
@@ -59,14 +54,3 @@ def test_an_indrnn_run_takes_its_horizon_from_the_task(tmp_path):
     assert result.exit_code == 0, result.output
     with np.load(tmp_path / "ind" / "seed=0" / "params.npz") as saved:
         assert np.abs(saved["cell/u"]).max() <= 2 ** (1 / 8) + 1e-6
-
-
-@pytest.mark.parametrize("options, expected", [
-    ("{u_low: 1.0, u_high: 0.5}", "need u_low ≤ u_high"),
-    ("{horizon: 0}", "need horizon ≥ 1"),
-])
-def test_bad_indrnn_options_are_refused_in_one_line(tmp_path, options, expected):
-    config = tmp_path / "ind.yaml"
-    config.write_text(f"task: {{name: adding, length: 8}}\nmodel: {{cell: indrnn, options: {options}}}\n")
-    result = invoke("run", config, "--out", tmp_path, "--dry-run")
-    assert result.exit_code == 2 and expected in result.output, result.output

@@ -6,11 +6,10 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from typer.testing import CliRunner
 
-from lstm_vg.cli import app
 from lstm_vg.core import gradients, model, tasks, zoo
+
+from helpers import invoke
 
 
 def test_eigenvalues_start_on_the_ring_and_gamma_normalises_them():
@@ -47,10 +46,6 @@ def test_the_logged_profiles_cover_both_states():
     assert norms["x_norms"].shape == (10,) and np.all(np.asarray(norms["x_norms"]) > 0)
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
 def test_an_lru_run_through_the_cli(tmp_path):
     config = tmp_path / "lru.yaml"
     config.write_text("name: lru\ntask: {name: adding, length: 8}\n"
@@ -63,15 +58,3 @@ def test_an_lru_run_through_the_cli(tmp_path):
         assert saved["x_norms"].shape == (3, 8)
     summary = json.loads((tmp_path / "lru" / "seed=0" / "summary.json").read_text())
     assert summary["cell"] == "lru" and summary["status"] == "done"
-
-
-@pytest.mark.parametrize("options, expected", [
-    ("{r_min: 0.99, r_max: 0.9}", "need 0 ≤ r_min < r_max ≤ 1"),
-    ("{radius: 2}", "unexpected keyword argument 'radius'"),
-])
-def test_bad_lru_options_are_refused_in_one_line(tmp_path, options, expected):
-    config = tmp_path / "lru.yaml"
-    config.write_text(f"task: {{name: adding, length: 8}}\nmodel: {{cell: lru, options: {options}}}\n")
-    result = invoke("run", config, "--out", tmp_path, "--dry-run")
-    assert result.exit_code == 2 and expected in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1

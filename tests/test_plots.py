@@ -5,19 +5,14 @@ prints what it wrote and fails in one line on folders with nothing usable."""
 import numpy as np
 import pytest
 from matplotlib.image import imread
-from typer.testing import CliRunner
 
 from lstm_vg.analysis import grouping, plots
 from lstm_vg.analysis.plots import style
-from lstm_vg.cli import app
 
+from helpers import invoke
 from test_results import LENGTHS, SEEDS, STEPS, metric_rows, profile, write_run, write_single, write_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from lstm_vg.analysis import grouping, report
-from lstm_vg.cli import app
 from lstm_vg.results import summary
 
+from helpers import invoke
 from test_results import BASELINE, LENGTHS, SEEDS, metric_rows, profile, write_run, write_single, write_sweep
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

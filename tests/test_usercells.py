@@ -12,12 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_gradients import BATCH, HIDDEN, TASKS, float64_problem
-from typer.testing import CliRunner
 
-from lstm_vg.cli import app
 from lstm_vg.core import autodiff, cells, gradients, model, tasks, zoo
 
-from helpers import ROOT
+from helpers import ROOT, invoke
 
 EXAMPLE = ROOT / "examples" / "minimal_rnn.py"
 sys.path.insert(0, str(EXAMPLE.parent))
@@ -102,10 +100,6 @@ def test_a_complex_state_is_measured_over_its_real_and_imaginary_parts():
 
 
 # ---- a researcher's cell through the real CLI ------------------------------------------------
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def config_for(folder: Path, cell: str, model: str = "", train: str = "") -> Path:
@@ -205,6 +199,20 @@ def test_a_cell_that_breaks_the_contract_is_refused_in_one_line(tmp_path, case):
 def test_options_and_references_a_cell_cannot_take_are_refused(tmp_path, cell, model, train, expected):
     (tmp_path / "minimal_rnn.py").write_text(GOOD)
     result = invoke("run", config_for(tmp_path, cell, model, train), "--out", tmp_path / "out", "--dry-run")
+    assert result.exit_code == 2 and expected in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cell, options, expected", [
+    ("lru", "{r_min: 0.99, r_max: 0.9}", "need 0 ≤ r_min < r_max ≤ 1"),
+    ("lru", "{radius: 2}", "unexpected keyword argument 'radius'"),
+    ("indrnn", "{u_low: 1.0, u_high: 0.5}", "need u_low ≤ u_high"),
+    ("indrnn", "{horizon: 0}", "need horizon ≥ 1"),
+])
+def test_bad_options_of_a_built_in_protocol_cell_are_refused_in_one_line(tmp_path, cell, options, expected):
+    config = tmp_path / "cell.yaml"
+    config.write_text(f"task: {{name: adding, length: 8}}\nmodel: {{cell: {cell}, options: {options}}}\n")
+    result = invoke("run", config, "--out", tmp_path, "--dry-run")
     assert result.exit_code == 2 and expected in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
 
