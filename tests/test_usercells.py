@@ -192,7 +192,7 @@ def test_a_cell_that_breaks_the_contract_is_refused_in_one_line(tmp_path, case):
      "model.forget_bias: minimal_rnn.py:MinimalRNN does not take it"),
     ("minimal_rnn.py:MinimalRNN", "", ", remat: 2", "train.remat: only cells with a hand-written backward"),
     ("not a reference", "", "",
-     "'not a reference' is not allowed; allowed: rnn, lstm, gru, indrnn, lru, or your own"),
+     "'not a reference' is not allowed; allowed: rnn, lstm, gru, indrnn, exprnn, lru, or your own"),
     ("gru", ", forget_bias: 0.0", "", "model.forget_bias: only the LSTM takes it"),
     ("rnn", ", chrono: 100", "", "model.chrono: only the LSTM takes it"),
 ])
@@ -208,6 +208,8 @@ def test_options_and_references_a_cell_cannot_take_are_refused(tmp_path, cell, m
     ("lru", "{radius: 2}", "unexpected keyword argument 'radius'"),
     ("indrnn", "{u_low: 1.0, u_high: 0.5}", "need u_low ≤ u_high"),
     ("indrnn", "{horizon: 0}", "need horizon ≥ 1"),
+    ("exprnn", "{init: identity}", "init must be one of henaff, cayley, got 'identity'"),
+    ("exprnn", "{orthogonal_lr_scale: 0}", "need orthogonal_lr_scale > 0"),
 ])
 def test_bad_options_of_a_built_in_protocol_cell_are_refused_in_one_line(tmp_path, cell, options, expected):
     config = tmp_path / "cell.yaml"

@@ -54,15 +54,25 @@ class TrainState(NamedTuple):
     diverged_at: jax.Array  # () int32: the step whose loss or update was not finite; −1 if none
 
 
-def make_optimizer(name: str, learning_rate: float, clip: float, momentum: float):
-    """clip_by_global_norm(clip) (skipped when clip is 0), then adam | rmsprop | sgd(momentum)."""
+def make_optimizer(name: str, learning_rate: float, clip: float, momentum: float, cell=None):
+    """clip_by_global_norm(clip) (skipped when clip is 0), then adam | rmsprop | sgd(momentum),
+    then, for a cell with `learning_rate_scales`, each of its parameters' update times its factor.
+    The learning rate is these optimizers' last factor, so that is each parameter group at its
+    own learning rate (optax.multi_transform's result, tested) while runs still hold one lr."""
     base = {
         "adam": optax.adam,
         "rmsprop": optax.rmsprop,
         "sgd": partial(optax.sgd, momentum=momentum or None),
     }[name]
     optimizer = optax.inject_hyperparams(base)(learning_rate=learning_rate)
+    if hasattr(cell, "learning_rate_scales"):
+        optimizer = optax.chain(optimizer, optax.stateless(partial(scale_cell_updates, cell)))
     return optax.chain(optax.clip_by_global_norm(clip), optimizer) if clip > 0 else optimizer
+
+
+def scale_cell_updates(cell, updates: dict, params: dict) -> dict:
+    scales = cell.learning_rate_scales(params["cell"])
+    return updates | {"cell": jax.tree.map(lambda u, s: u * jnp.asarray(s, u.dtype), updates["cell"], scales)}
 
 
 @dataclass(frozen=True)
@@ -136,7 +146,7 @@ class Trainer:
                 "evaluation": evaluation}
 
     def tx(self, learning_rate: float = 1e-3):
-        return make_optimizer(self.optimizer, learning_rate, self.clip, self.momentum)
+        return make_optimizer(self.optimizer, learning_rate, self.clip, self.momentum, self.cell)
 
     def init_state(self, seed: int, learning_rate: float, **cell_options) -> TrainState:
         """A fresh run: params from the seed's INIT stream, optimizer state holding its lr."""

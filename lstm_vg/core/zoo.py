@@ -10,12 +10,13 @@ from __future__ import annotations
 import inspect
 
 from lstm_vg.core.cells import LSTM, LSTM_WITHOUT_FORGET_GATE, RNN, Cell
+from lstm_vg.core.exprnn import ExpRNN
 from lstm_vg.core.gru import GRU
 from lstm_vg.core.indrnn import IndRNN
 from lstm_vg.core.lru import LRU
 
 CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNN, LSTM, GRU)}
-CLASSES: dict[str, type] = {"indrnn": IndRNN, "lru": LRU}
+CLASSES: dict[str, type] = {"indrnn": IndRNN, "exprnn": ExpRNN, "lru": LRU}
 NAMES = (*CELLS, *CLASSES)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from lstm_vg.errors import UserError
 
 MEMBERS = ("carry_names", "init", "initial_carry", "step")
+OPTIONAL = ("prepare", "constrain", "learning_rate_scales")  # docs/cells.md
 
 
 class UserCell:
@@ -30,8 +31,9 @@ class UserCell:
         self.name, self.source = name, source
         self.carry_names = tuple(cell.carry_names)
         self.init, self.initial_carry, self.step = cell.init, cell.initial_carry, cell.step
-        if hasattr(cell, "constrain"):  # optional: applied to the params after every update
-            self.constrain = cell.constrain
+        for member in OPTIONAL:
+            if hasattr(cell, member):
+                setattr(self, member, getattr(cell, member))
 
     def __repr__(self) -> str:
         return f"UserCell({self.name})"
@@ -139,6 +141,11 @@ def check(cell: UserCell, input_size: int, hidden: int, dtype) -> None:
             raise UserError(f"{origin}.{member} returned h of shape {tuple(h.shape)} and dtype {h.dtype}; "
                             f"expected (batch, hidden) = {expected.shape} of {dtype}")
 
+    if hasattr(cell, "prepare"):
+        try:
+            params = jax.eval_shape(cell.prepare, params)
+        except Exception as error:
+            raise UserError(f"{origin}.prepare raised {one_line(error)}") from None
     try:
         carry = jax.eval_shape(lambda p: cell.initial_carry(p, 2), params)
     except Exception as error:
