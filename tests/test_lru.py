@@ -6,6 +6,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from lstm_vg.core import gradients, model, tasks, zoo
 
@@ -55,6 +56,12 @@ def test_an_lru_run_through_the_cli(tmp_path):
     result = invoke("run", config, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     with np.load(tmp_path / "lru" / "seed=0" / "gradients.npz") as saved:
-        assert saved["x_norms"].shape == (3, 8)
+        x_norms, h_norms = saved["x_norms"], saved["h_norms"]
+    assert x_norms.shape == (3, 8) and np.all(h_norms[:, :-1] == 0)  # h_t is read only at T
     summary = json.loads((tmp_path / "lru" / "seed=0" / "summary.json").read_text())
     assert summary["cell"] == "lru" and summary["status"] == "done"
+    # the headline figures follow x, through which the error signal travels back
+    assert summary["grad_profile"] == "x_norms"
+    assert summary["grad_ratio_init"] == pytest.approx(x_norms[0, 0] / x_norms[0, -1], rel=1e-6)
+    assert summary["steps_in_past_final"] == 8
+    assert invoke("plot", tmp_path / "lru").exit_code == 0

@@ -27,6 +27,7 @@ class LRU:
     """model.options: r_min [0.9], r_max [0.999], max_phase [π/10], state_size [hidden]."""
 
     carry_names = ("h", "x")
+    recurrent_state = "x"  # h_t is a readout of x_t: the error signal travels back through x
 
     def __init__(self, r_min: float = 0.9, r_max: float = 0.999, max_phase: float = math.pi / 10,
                  state_size: int | None = None):

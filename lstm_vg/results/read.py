@@ -50,6 +50,12 @@ class RunResult:
     def name(self) -> str:
         return self.folder.name
 
+    @property
+    def grad_profile(self) -> str:
+        """The profile the gradient figures summarise: "h_norms", or the cell's recurrent state's
+        (summary.json or meta.json `grad_profile`; older runs have neither: "h_norms")."""
+        return (self.summary or {}).get("grad_profile") or self.meta.get("grad_profile") or "h_norms"
+
     def identity(self, field: str):
         """`cell`, `task`, `length` or `seed`, from summary.json or else config.yaml."""
         if self.summary is not None:

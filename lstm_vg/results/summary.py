@@ -15,14 +15,16 @@ from lstm_vg.results.format import CRITERION_FIELDS, task_fields
 
 
 def summarize(task, identity: dict, rows: list[dict], norms: dict[str, list], status: str,
-              diverged_at_step, wall_seconds: float) -> dict:
+              diverged_at_step, wall_seconds: float, grad_profile: str = "h_norms") -> dict:
     """summary.json's fields. `task`: see `format.task_fields`, plus its `name`, `length` and
     `solved(eval_loss, eval_accuracy)`; `identity`: {"experiment", "run", "cell", "seed",
-    "sweep.<key>": value, …}."""
+    "sweep.<key>": value, …}; `grad_profile`: the profile the gradient figures summarise, that
+    of the state through which the error signal travels back in time (h, or the cell's
+    `recurrent_state`: the LRU's x)."""
     fields = task_fields(task)
     last = rows[-1]
     solved_steps = [r["step"] for r in rows if task.solved(r["eval_loss"], r["eval_accuracy"])]
-    h_norms = norms["h_norms"]
+    profile = norms[grad_profile]
     steps = last["step"]
     return {
         "status": status,
@@ -42,12 +44,13 @@ def summarize(task, identity: dict, rows: list[dict], norms: dict[str, list], st
         "solved": bool(solved_steps),
         "steps_to_solve": solved_steps[0] if solved_steps else None,
         **{key: fields[key] for key in CRITERION_FIELDS},
-        "grad_ratio_init": grad_ratio(h_norms[0]),
-        "grad_ratio_final": grad_ratio(h_norms[-1]),
-        "decay_rate_init": decay_rate(h_norms[0]),
-        "decay_rate_final": decay_rate(h_norms[-1]),
-        "steps_in_past_init": steps_in_past(h_norms[0]),
-        "steps_in_past_final": steps_in_past(h_norms[-1]),
+        "grad_profile": grad_profile,
+        "grad_ratio_init": grad_ratio(profile[0]),
+        "grad_ratio_final": grad_ratio(profile[-1]),
+        "decay_rate_init": decay_rate(profile[0]),
+        "decay_rate_final": decay_rate(profile[-1]),
+        "steps_in_past_init": steps_in_past(profile[0]),
+        "steps_in_past_final": steps_in_past(profile[-1]),
         "diverged_at_step": diverged_at_step,
         "steps_per_second": steps / wall_seconds if wall_seconds > 0 else None,
         "wall_seconds": wall_seconds,

@@ -45,6 +45,7 @@ def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int, ce
         "batch_shards": batch_shards,
         **fmt.task_fields(task),
         **({"cell_source": source} if source else {}),
+        "grad_profile": f"{getattr(cell, 'recurrent_state', 'h')}_norms",
         "started": fmt.now(),
         "finished": None,
     }
@@ -108,7 +109,7 @@ class RunLog:
         identity = {"experiment": c.name, "run": self.run.name, "cell": c.model.cell,
                     "seed": self.run.seed, **{f"sweep.{k}": v for k, v in self.run.point.items()}}
         result = summary.summarize(task, identity, self.rows, self.norms, status, self.diverged_at,
-                                   wall_seconds)
+                                   wall_seconds, self.meta.get("grad_profile", "h_norms"))
         write.write_json(self.folder / fmt.SUMMARY, result)
         write.write_json(self.folder / fmt.META, self.meta | {"finished": fmt.now()})
         return result

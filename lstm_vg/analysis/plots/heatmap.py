@@ -30,8 +30,9 @@ def edges(centres: np.ndarray) -> np.ndarray:
 
 
 def heatmap_medians(runs: list[RunResult]) -> tuple[np.ndarray, np.ndarray]:
-    """(steps (logs,), median over seeds of h_norms (logs, T'))."""
-    stack = common_prefix([r.norms["h_norms"] for r in runs])
+    """(steps (logs,), median over seeds of the runs' `grad_profile`, h_norms or the cell's
+    recurrent state's (logs, T'))."""
+    stack = common_prefix([r.norms[r.grad_profile] for r in runs])
     return runs[0].norms["steps"][: stack.shape[1]], spread(stack)[0]
 
 
@@ -53,11 +54,14 @@ def decay_heatmap_figure(runs: list[RunResult], title: str) -> Figure:
         t = np.arange(1, values.shape[1] + 1)
         mesh = ax.pcolormesh(edges(t), edges(steps), values, cmap=cmap, vmin=low, vmax=high,
                              gid=f"{cell}:heatmap")
-        ax.set_title(cell_label(cell), color=cell_colour(cell))
+        profile = cells[cell][0].grad_profile
+        name = "" if profile == "h_norms" else f" · ‖∂L/∂{profile.removesuffix('_norms')}_t‖"
+        ax.set_title(cell_label(cell) + name, color=cell_colour(cell))
         ax.set_xlabel("time step t (1 = first input)")
     axes[0].set_ylabel("training step")
     bar = figure.colorbar(mesh, ax=list(axes), extend="min" if has_zero else "neither")
-    bar.set_label("log10 ‖∂L/∂h_t‖ (median over seeds)")
+    other = any(group[0].grad_profile != "h_norms" for group in cells.values())
+    bar.set_label(f"log10 ‖∂L/∂h_t‖{' (or the state in the title)' if other else ''} (median over seeds)")
     if has_zero:
         figure.legend(handles=[Patch(facecolor="white", edgecolor="0.2", label=ZERO_LABEL)],
                       fontsize=8, loc="outside lower right")

@@ -16,10 +16,11 @@ CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
 LOSS_LABELS = {"adding": "MSE", "copy": "cross-entropy per step (nats)"}
 BASELINE_STYLE = {"color": "0.25", "linestyle": "--", "linewidth": 1.2}
 THRESHOLD_STYLE = {"color": "#009E73", "linestyle": ":", "linewidth": 1.8}
-NORM_STYLES = {"h_norms": ("-", "‖∂L/∂h_t‖"), "c_norms": (":", "‖∂L/∂c_t‖")}
+NORM_STYLES = {"h_norms": ("-", "‖∂L/∂h_t‖"), "c_norms": (":", "‖∂L/∂c_t‖"),
+               "x_norms": ("--", "‖∂L/∂x_t‖")}
 ZERO_LABEL = "exact 0 (float32 underflow)"
 ZERO_LABELS = {"h_norms": "‖∂L/∂h_t‖ = 0 exactly (float32 underflow)",
-               "c_norms": "‖∂L/∂c_t‖ = 0 exactly"}
+               "c_norms": "‖∂L/∂c_t‖ = 0 exactly", "x_norms": "‖∂L/∂x_t‖ = 0 exactly"}
 
 
 def cell_colour(cell: str) -> str:
