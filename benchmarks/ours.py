@@ -1,6 +1,7 @@
 """Time lstm-vg's compiled training loop on one workload; prints one JSON line.
 
     python benchmarks/ours.py W1 [--steps K] [--repeats N] [--host-devices D]
+    python benchmarks/ours.py W1 --cell lru --options '{"layers": 2}' [--length T] [--hidden H] …
 
 Run as its own process: the number of host devices is fixed when JAX starts.
 """
@@ -23,6 +24,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--host-devices", type=int, default=1)
     parser.add_argument("--peak", action="store_true", help="also measure a 2048³ matmul")
     parser.add_argument("--length", type=int, help="override the workload's T")
+    parser.add_argument("--cell", help="override the workload's cell (any built-in: gru, exprnn, …)")
+    parser.add_argument("--options", type=json.loads, default={}, help="model.options as JSON")
+    for size in ("hidden", "batch", "seeds"):
+        parser.add_argument(f"--{size}", type=int, help=f"override the workload's {size}")
     parser.add_argument("--remat", type=int, default=0, help="train.remat block length")
     parser.add_argument("--split-batch", action="store_true", help="as `lstm-vg run --split-batch`")
     parser.add_argument("--vectorize", action="store_true",
@@ -58,11 +63,11 @@ def main() -> None:
     import lstm_vg
 
     w = WORKLOADS[args.workload]
-    if args.length:
-        w = dataclasses.replace(w, length=args.length)
+    overrides = {k: getattr(args, k) for k in ("length", "cell", "hidden", "batch", "seeds")}
+    w = dataclasses.replace(w, **{k: v for k, v in overrides.items() if v is not None})
     cfg = lstm_vg.config_from_dict({
         "task": {"name": "adding", "length": w.length},
-        "model": {"cell": w.cell, "hidden": w.hidden},
+        "model": {"cell": w.cell, "hidden": w.hidden, **({"options": args.options} if args.options else {})},
         "train": {"steps": args.steps, "batch": w.batch, "optimizer": "adam", "lr": 1e-3, "clip": 1.0,
                   "remat": args.remat},
         "log": {"every": args.steps, "eval_batch": w.batch, "probe_batch": w.batch},
@@ -88,6 +93,8 @@ def main() -> None:
     result = {
         "tool": "lstm-vg",
         "workload": w.name,
+        "cell": w.cell,
+        "options": args.options,
         "steps_per_call": args.steps,
         "devices": max(len(devices), 1),
         "batch_shards": shards,

@@ -20,13 +20,14 @@ def test_eigenvalues_start_on_the_ring_and_gamma_normalises_them():
     assert modulus.min() >= 0.5 - 1e-6 and modulus.max() <= 0.8 + 1e-6
     assert np.all(np.angle(np.asarray(cell.eigenvalues(params))) >= 0)
     assert np.all(np.angle(np.asarray(cell.eigenvalues(params))) <= 0.3 + 1e-6)
-    np.testing.assert_allclose(np.exp(params["gamma_log"]), np.sqrt(1 - modulus**2), rtol=1e-5)
+    gamma = np.concatenate([np.exp(layer["gamma_log"]) for layer in params["layers"]])
+    np.testing.assert_allclose(gamma, np.sqrt(1 - modulus**2), rtol=1e-5)
 
 
 def test_each_units_error_signal_decays_as_its_eigenvalues_modulus_to_the_distance():
-    """Adding reads h_T only, so ∂L/∂x_t = conj(λ)^{T−t} ⊙ ∂L/∂x_T per unit (float64)."""
+    """Adding reads h_T only, so in one layer ∂L/∂x_t = conj(λ)^{T−t} ⊙ ∂L/∂x_T per unit (float64)."""
     T = 12
-    cell, task = zoo.make("lru", r_min=0.6, r_max=0.95), tasks.Adding(T)
+    cell, task = zoo.make("lru", r_min=0.6, r_max=0.95, layers=1), tasks.Adding(T)
     with jax.enable_x64(True):
         params = model.init(cell, task, jax.random.key(0), 6, "float64")
         xs, targets = task.sample(jax.random.key(1), 1, "float64")
@@ -36,6 +37,20 @@ def test_each_units_error_signal_decays_as_its_eigenvalues_modulus_to_the_distan
         modulus = np.abs(np.asarray(cell.eigenvalues(params["cell"])))
     distance = (T - 1 - np.arange(T))[:, None]
     np.testing.assert_allclose(np.abs(d_x), modulus**distance * np.abs(d_x[-1]), rtol=1e-9)
+
+
+def test_the_associative_scan_computes_what_the_scan_of_step_does():
+    """Loss, parameter gradients and both norm profiles within 1e-12 (float64, copy: every step read)."""
+    task = tasks.Copy(4)
+    parallel, stepwise = zoo.make("lru", r_min=0.5, associative_scan=True), zoo.make("lru", r_min=0.5)
+    assert parallel.sequence is not None and stepwise.sequence is None
+    with jax.enable_x64(True):
+        params = model.init(stepwise, task, jax.random.key(0), 6, "float64")
+        xs, targets = task.sample(jax.random.key(1), 3, "float64")
+        compute = jax.jit(gradients.loss_grads_and_norms, static_argnums=(0, 1))
+        results = [compute(cell, task, params, xs, targets) for cell in (parallel, stepwise)]
+    for got, expected in zip(*map(jax.tree.leaves, results), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_the_logged_profiles_cover_both_states():

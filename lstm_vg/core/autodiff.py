@@ -8,8 +8,10 @@
         def step(self, params, carry, x): ...                 # x: (B, I) -> new carry dict
 
 Optional members: `prepare(params)` makes what `initial_carry` and `step` receive in place of the
-params, once per sequence, outside the scan (expRNN's W_h = expm(S)); `constrain(params)` and
-`learning_rate_scales(params)` act on the optimizer's update (`lstm_vg.core.train`).
+params, once per sequence, outside the scan (expRNN's W_h = expm(S)); `sequence(weights, xs,
+delta)` computes every step's carry at once in place of the scan (the LRU's associative scan);
+`constrain(params)` and `learning_rate_scales(params)` act on the optimizer's update
+(`lstm_vg.core.train`).
 
 The per-timestep norms come from the same zero perturbations as the fast path's: δ_t[name] is
 added to each state after the step made it, so ∂L/∂δ_t[name] is ∂L/∂s_t with the other states of
@@ -65,6 +67,9 @@ def states(cell, cell_params, xs: jax.Array, perturbations, all_steps: bool, sca
     from its initial carry; JAX differentiates it (perturbations: see `zero_perturbations`)."""
 
     weights = prepared(cell, cell_params)
+    if getattr(cell, "sequence", None) is not None:  # every step at once, equal to the scan
+        hs = cell.sequence(weights, xs, perturbations)["h"]
+        return hs if all_steps else hs[-1]
 
     def body(carry, inputs):
         x_t, delta_t = inputs

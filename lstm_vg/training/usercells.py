@@ -20,7 +20,7 @@ import numpy as np
 from lstm_vg.errors import UserError
 
 MEMBERS = ("carry_names", "init", "initial_carry", "step")
-OPTIONAL = ("prepare", "constrain", "learning_rate_scales", "recurrent_state")  # docs/cells.md
+OPTIONAL = ("prepare", "sequence", "constrain", "learning_rate_scales", "recurrent_state")  # docs/cells.md
 
 
 class UserCell:
