@@ -280,10 +280,10 @@ def test_a_second_process_on_the_same_results_folder_is_refused(tmp_path):
     assert invoke("run", TINY, "--out", tmp_path, "--steps", "10").exit_code == 0  # released
 
 
-def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> Path:
+def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None, config: Path = TINY) -> Path:
     """`lstm-vg run` of the tiny config with 3 seeds in a fresh process (devices are fixed when
     JAX starts); returns the experiment folder."""
-    done = subprocess.run([sys.executable, "-m", "lstm_vg", "run", TINY, "--seeds", "3", "--out",
+    done = subprocess.run([sys.executable, "-m", "lstm_vg", "run", config, "--seeds", "3", "--out",
                            str(out), *flags],  # a later --seeds wins
                           capture_output=True, text=True, timeout=300,
                           env=None if env is None else os.environ | env)
@@ -291,10 +291,16 @@ def run_tiny_in_subprocess(out: Path, *flags: str, env: dict | None = None) -> P
     return out / "tiny"
 
 
-def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory) -> Path:
+    """The tiny config's 3 seeds on one device, in a fresh process: what the split runs must equal."""
+    return run_tiny_in_subprocess(tmp_path_factory.mktemp("one"), "--host-devices", "1")
+
+
+def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path, one_device):
     """3 runs per batch on 2 host devices (padded to 4) and on 3 of 4 forced host devices give
     bit for bit the metrics, params and gradient profiles of the same runs on one device."""
-    one = run_tiny_in_subprocess(tmp_path / "one", "--host-devices", "1")
+    one = one_device
     split = run_tiny_in_subprocess(tmp_path / "two", "--host-devices", "2")
     forced = run_tiny_in_subprocess(tmp_path / "four", "--devices", "4",
                                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
@@ -305,11 +311,11 @@ def test_runs_split_over_devices_give_the_results_of_one_device(tmp_path):
     assert_same_results(one, forced, runs=6)
 
 
-def test_two_processes_share_a_sweep_and_give_the_results_of_one(tmp_path):
+def test_two_processes_share_a_sweep_and_give_the_results_of_one(tmp_path, one_device):
     """`--distributed` with two local processes (jax.distributed over localhost, as on two
     hosts): each trains its share of every batch (seeds 0 and 2, seed 1), and together they
     write bit for bit the results of one process."""
-    one = run_tiny_in_subprocess(tmp_path / "one", "--host-devices", "1")
+    one = one_device
     with socket.socket() as probe:
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
@@ -331,14 +337,19 @@ def test_two_processes_share_a_sweep_and_give_the_results_of_one(tmp_path):
     assert_same_results(one, two, runs=6)
 
 
-@pytest.mark.parametrize("task", ["adding", "copy"])
-def test_split_batch_trains_like_one_device_to_rounding(tmp_path, task):
+def test_split_batch_trains_like_one_device_to_rounding(tmp_path):
     """One run per batch, its training batch split over 2 host devices (each takes half, the
-    gradients are averaged): the same numbers as one device up to float32 rounding."""
-    flags = ("--seeds", "1", "--set", f"task.name={task}", "--set", "task.length=6")
-    one = run_tiny_in_subprocess(tmp_path / "one", *flags, "--host-devices", "1")
-    split = run_tiny_in_subprocess(tmp_path / "split", *flags, "--host-devices", "2", "--split-batch")
-    for run in ("cell=rnn,seed=0", "cell=lstm,seed=0"):
+    gradients are averaged): the same numbers as one device up to float32 rounding, on both
+    tasks (copy reads every step: its targets split along another axis)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.read_text().replace("length: 10", "length: 6").replace(
+        "sweep: {model.cell: [rnn, lstm]}", "sweep: {task.name: [adding, copy]}"))
+    one = run_tiny_in_subprocess(tmp_path / "one", "--seeds", "1", "--host-devices", "1", config=config)
+    split = run_tiny_in_subprocess(tmp_path / "split", "--seeds", "1", "--host-devices", "2", "--split-batch",
+                                   config=config)
+    runs = ["name=adding,seed=0", "name=copy,seed=0"]
+    assert sorted(p.name for p in one.iterdir()) == sorted(runs)
+    for run in runs:
         meta = json.loads((split / run / "meta.json").read_text())
         assert (meta["devices"], meta["batch_shards"]) == (2, 2)
         with np.load(one / run / "params.npz") as x, np.load(split / run / "params.npz") as y:

@@ -59,6 +59,7 @@ def test_the_step_is_the_papers_modrelu_rnn_and_expm_is_differentiated_exactly()
         h = np.sign(z) * np.maximum(np.abs(z) + p["cell"]["b"], 0)
     expected = h @ p["readout"]["w"] + p["readout"]["b"]
 
+    @jax.jit
     def loss(params):
         return jnp.sum(task.losses(model.apply(cell, task, params, xs), targets))
 
