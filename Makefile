@@ -17,11 +17,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Training speed against PyTorch (installed from the `bench` extra) on the reference workloads;
+# Training speed against PyTorch (installed from the `bench` extra; with tcmalloc too where Debian's
+# libtcmalloc-minimal4 is installed) on the reference workloads and every built-in cell at W1;
 # docs/performance.md keeps the latest table. Minutes; run it on an otherwise idle machine.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	cd benchmarks && ../$(BIN)/python bench.py --json ../results/bench.json
+	cd benchmarks && ../$(BIN)/python bench.py --zoo --json ../results/bench.json
 
 # The README's figures: plot what `make run` wrote (training it first if it is missing).
 figures: $(STAMP)

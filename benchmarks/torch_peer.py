@@ -1,4 +1,5 @@
-"""The same workload with PyTorch's nn.LSTM / nn.RNN(tanh) + Adam on the CPU; prints one JSON line.
+"""The same workload with PyTorch's nn.LSTM / nn.GRU / nn.RNN(tanh) + Adam on the CPU; prints one
+JSON line.
 
     python benchmarks/torch_peer.py W1 [--steps K] [--repeats N] [--threads N]
 
@@ -35,6 +36,8 @@ class Model(nn.Module):
         super().__init__()
         if w.cell == "lstm":
             self.recurrent = nn.LSTM(w.input_size, w.hidden)
+        elif w.cell == "gru":
+            self.recurrent = nn.GRU(w.input_size, w.hidden)
         else:
             self.recurrent = nn.RNN(w.input_size, w.hidden, nonlinearity="tanh")
         self.readout = nn.Linear(w.hidden, 1)

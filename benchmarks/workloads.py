@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class Workload:
     name: str
-    cell: str  # "lstm" | "rnn"
+    cell: str  # "lstm" | "rnn" | "gru" (any built-in cell for lstm-vg; torch has these three)
     length: int  # T
     hidden: int  # H
     batch: int  # B
@@ -18,7 +18,7 @@ class Workload:
 
     @property
     def gates(self) -> int:
-        return 4 if self.cell == "lstm" else 1
+        return {"lstm": 4, "gru": 3}.get(self.cell, 1)
 
     def flops_per_step(self) -> float:
         """Matmul FLOPs of one training step of one model: forward 2·B·T·(I+H)·G·H, the backward
@@ -41,5 +41,7 @@ WORKLOADS = {
         Workload("W2", "rnn", 100, 128, 64),
         Workload("W3", "lstm", 1000, 64, 32),
         Workload("W4", "lstm", 100, 128, 64, seeds=4),
+        Workload("W5", "gru", 100, 128, 64),
+        Workload("W6", "gru", 100, 128, 64, seeds=4),
     )
 }

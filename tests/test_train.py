@@ -1,5 +1,7 @@
 """The shared training loop: it learns, batches runs faithfully, is deterministic, compiles once."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,9 +17,15 @@ def tiny_trainer(cell="lstm", task="adding", length=10, **overrides) -> train.Tr
     return train.Trainer(zoo.get(cell), tasks.make(task, length), **(options | overrides))
 
 
+@functools.cache
+def compiled(trainer, vectorize):
+    """One pair of jitted functions per trainer, so runs of the same shapes compile once."""
+    return batched.compile_batched(trainer, vectorize=vectorize)
+
+
 def train_runs(trainer, seeds, lrs, chunks, vectorize=None):
     states = batched.stack([trainer.init_state(s, lr) for s, lr in zip(seeds, lrs, strict=True)])
-    chunk, evaluate = batched.compile_batched(trainer, vectorize=vectorize)
+    chunk, evaluate = compiled(trainer, vectorize)
     for _ in range(chunks):
         states, _ = chunk(states)
     return states, jax.device_get(evaluate(states))
