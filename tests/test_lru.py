@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lstm_vg.analysis import grouping, plots
 from lstm_vg.core import gradients, model, tasks, zoo
 
 from helpers import invoke
@@ -80,3 +81,10 @@ def test_an_lru_run_through_the_cli(tmp_path):
     assert summary["grad_ratio_init"] == pytest.approx(x_norms[0, 0] / x_norms[0, -1], rel=1e-6)
     assert summary["steps_in_past_final"] == 8
     assert invoke("plot", tmp_path / "lru").exit_code == 0
+    # the decay figure draws x (not h, a readout) and names it in the ratio it prints
+    [[experiment], _] = grouping.load_results(tmp_path / "lru")
+    figure = plots.gradient_decay_figure(experiment.runs, "lru")
+    drawn = {a.get_gid() for ax in figure.axes for a in ax.get_children() if a.get_gid()}
+    assert {"lru:x_norms:init", "lru:x_norms:final"} <= drawn and not any("h_norms" in g for g in drawn)
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert any(t.startswith("‖∂L/∂x_1‖/‖∂L/∂x_T‖") for t in texts), texts

@@ -30,7 +30,8 @@ def annotate_decay(ax, runs: list[RunResult], row: int) -> None:
     rate = median([s.get(f"decay_rate_{when}") for s in done])
     if ratio is None and rate is None:
         return
-    lines = [] if ratio is None else [f"‖∂L/∂h_1‖/‖∂L/∂h_T‖ = {ratio:.2g}"]
+    state = runs[0].grad_profile.removesuffix("_norms")
+    lines = [] if ratio is None else [f"‖∂L/∂{state}_1‖/‖∂L/∂{state}_T‖ = {ratio:.2g}"]
     lines += [] if rate is None else [f"decay rate {rate:.3g} decades/step"]
     ax.text(0.98, 0.04, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
             bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85})
@@ -55,12 +56,15 @@ def when_label(runs: list[RunResult], row: int) -> str:
 def gradient_decay_figure(runs: list[RunResult], title: str) -> Figure:
     """Rows: step 0 and the last logged step; columns: cells; log y shared by all panels.
 
-    Each panel: median over seeds of h_norms[row] (solid) and c_norms[row] (dotted) against
-    t = 1 … T', a min–max band, and ▼ on the bottom axis where any seed's norm is exactly 0.
+    Each panel: median over seeds of h_norms[row] (solid), c_norms[row] (dotted) and x_norms[row]
+    (dashed) against t = 1 … T', a min–max band, and ▼ on the bottom axis where any seed's norm is
+    exactly 0. A cell whose error signal travels back through another state than h (its
+    `grad_profile`, e.g. the LRU's x) is drawn without h, a readout that only the read steps feed.
     """
     cells = by_cell([r for r in runs if r.norms is not None])
     stacks = {(cell, q, row): profile_stack(group, q, row)
-              for cell, group in cells.items() for q in NORM_STYLES for row in (0, -1)}
+              for cell, group in cells.items() for q in NORM_STYLES for row in (0, -1)
+              if q != "h_norms" or group[0].grad_profile == "h_norms"}
     bottom, top = log_limits(*[s for s in stacks.values() if s is not None])
     figure = Figure(figsize=(4.6 * len(cells) + 0.6, 6.6), layout="constrained")
     axes = figure.subplots(2, len(cells), sharex=True, sharey=True, squeeze=False)
@@ -70,7 +74,7 @@ def gradient_decay_figure(runs: list[RunResult], title: str) -> Figure:
             ax = axes[row_index, column]
             ax.set_yscale("log")
             for quantity, (style, name) in NORM_STYLES.items():
-                stack = stacks[cell, quantity, row]
+                stack = stacks.get((cell, quantity, row))
                 if stack is None:
                     continue
                 gid = f"{cell}:{quantity}:{'init' if row == 0 else 'final'}"

@@ -10,9 +10,11 @@ import numpy as np
 
 from lstm_vg.results.read import RunResult
 
-CELL_COLOURS = {"rnn": "#D55E00", "lstm": "#0072B2", "gru": "#CC79A7"}  # Okabe–Ito
+CELL_COLOURS = {"rnn": "#D55E00", "lstm": "#0072B2", "gru": "#CC79A7",  # Okabe–Ito
+                "indrnn": "#009E73", "exprnn": "#E69F00", "lru": "#56B4E9"}
 OTHER_COLOURS = ("#009E73", "#E69F00", "#56B4E9", "#000000")  # for any other cell
-CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
+CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "indrnn": "IndRNN", "exprnn": "expRNN",
+               "lru": "LRU"}
 LOSS_LABELS = {"adding": "MSE", "copy": "cross-entropy per step (nats)"}
 BASELINE_STYLE = {"color": "0.25", "linestyle": "--", "linewidth": 1.2}
 THRESHOLD_STYLE = {"color": "#009E73", "linestyle": ":", "linewidth": 1.8}
