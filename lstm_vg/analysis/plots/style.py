@@ -12,7 +12,7 @@ from lstm_vg.results.read import RunResult
 
 CELL_COLOURS = {"rnn": "#D55E00", "lstm": "#0072B2", "gru": "#CC79A7",  # Okabe–Ito
                 "indrnn": "#009E73", "exprnn": "#E69F00", "lru": "#56B4E9"}
-OTHER_COLOURS = ("#009E73", "#E69F00", "#56B4E9", "#000000")  # for any other cell
+OTHER_COLOURS = ("#000000", "#8C564B", "#7F7F7F", "#BCBD22")  # any other cell: none a built-in's
 CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "indrnn": "IndRNN", "exprnn": "expRNN",
                "lru": "LRU"}
 LOSS_LABELS = {"adding": "MSE", "copy": "cross-entropy per step (nats)"}
