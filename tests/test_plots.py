@@ -141,6 +141,8 @@ def test_each_cell_has_one_colour_in_every_figure(sweep):
         assert colours == {style.CELL_COLOURS[cell]}
     mine = "my_cells.py:Mine"  # a cell of the user's: a colour of its own, the same every time
     assert style.cell_colour(mine) == style.cell_colour(mine) not in style.CELL_COLOURS.values()
+    # the solved threshold's line is no cell's colour
+    assert style.THRESHOLD_STYLE["color"] not in {*style.CELL_COLOURS.values(), *style.OTHER_COLOURS}
 
 
 def test_titles_name_the_task_and_T(sweep):

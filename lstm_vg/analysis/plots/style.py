@@ -12,12 +12,12 @@ from lstm_vg.results.read import RunResult
 
 CELL_COLOURS = {"rnn": "#D55E00", "lstm": "#0072B2", "gru": "#CC79A7",  # Okabe–Ito
                 "indrnn": "#009E73", "exprnn": "#E69F00", "lru": "#56B4E9"}
-OTHER_COLOURS = ("#000000", "#8C564B", "#7F7F7F", "#BCBD22")  # any other cell: none a built-in's
+OTHER_COLOURS = ("#000000", "#8C564B", "#7F7F7F")  # any other cell: none a built-in's
 CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "indrnn": "IndRNN", "exprnn": "expRNN",
                "lru": "LRU"}
 LOSS_LABELS = {"adding": "MSE", "copy": "cross-entropy per step (nats)"}
 BASELINE_STYLE = {"color": "0.25", "linestyle": "--", "linewidth": 1.2}
-THRESHOLD_STYLE = {"color": "#009E73", "linestyle": ":", "linewidth": 1.8}
+THRESHOLD_STYLE = {"color": "#BCBD22", "linestyle": ":", "linewidth": 1.8}  # no cell's colour
 NORM_STYLES = {"h_norms": ("-", "‖∂L/∂h_t‖"), "c_norms": (":", "‖∂L/∂c_t‖"),
                "x_norms": ("--", "‖∂L/∂x_t‖")}
 ZERO_LABEL = "exact 0 (float32 underflow)"
