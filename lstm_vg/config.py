@@ -85,6 +85,11 @@ class LogConfig:
     every: int = option(100, int, low=1)
     eval_batch: int = option(1024, int, low=1)
     probe_batch: int = option(64, int, low=1)
+    # what `lstm_vg.core.dynamics` measures on the probe batch at every log ([] for none)
+    diagnostics: tuple = option(("lyapunov", "recurrent_matrix", "connectivity", "gates"), list,
+                                choices=registry("dynamics", "DIAGNOSTICS"))
+    lyapunov_exponents: int = option(8, int, low=1)  # the top k exponents
+    connectivity_examples: int = option(4, int, low=0)  # probe sequences stored with their inputs
 
 
 SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig, "log": LogConfig}
@@ -124,6 +129,7 @@ class Config:
         out = {"name": self.name}
         out |= {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
         out["model"]["options"] = plain(self.model.options)
+        out["log"]["diagnostics"] = list(self.log.diagnostics)
         out["seeds"] = list(self.seeds)
         if self.sweep:
             out["sweep"] = {key: list(values) for key, values in self.sweep}

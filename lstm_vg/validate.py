@@ -64,6 +64,20 @@ def suggestion(key: str, allowed) -> str:
     return f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
 
 
+def check_names(rules: dict, value, where: str) -> tuple:
+    """A list of distinct names, each one of the field's choices, as a tuple."""
+    choices = rules["choices"]() if callable(rules["choices"]) else rules["choices"]
+    if not isinstance(value, list):
+        raise UserError(f"{where}: expected a list of names out of {', '.join(choices)} ([] for none), "
+                        f"got {type_name(value)} {value!r}")
+    for i, name in enumerate(value):
+        if name not in choices:
+            raise UserError(f"{where}[{i}]: {name!r} is not allowed; allowed: {', '.join(choices)}")
+    if len(set(value)) != len(value):
+        raise UserError(f"{where}: names must be distinct, got {value}")
+    return tuple(value)
+
+
 def check_value(rules: dict, value, where: str):
     """`value` converted to the field's kind, or UserError naming `where`."""
     kind = rules["kind"]
@@ -73,6 +87,8 @@ def check_value(rules: dict, value, where: str):
         raise UserError(f"{where}: must not be empty")
     if kind is dict:
         return check_mapping(value, where)
+    if kind is list:
+        return check_names(rules, value, where)
     if kind is float and isinstance(value, str):
         try:  # PyYAML reads `1e-3` (no dot) as a string; accept what a user obviously meant
             value = float(value)

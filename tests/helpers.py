@@ -25,7 +25,7 @@ def read_rows(folder: Path) -> list[dict]:
 
 def assert_same_results(a: Path, b: Path, runs: int) -> None:
     """Both experiment folders hold the same `runs` runs with the same metrics (but for
-    wall_seconds), params and gradient profiles, bit for bit."""
+    wall_seconds), params, gradient profiles and dynamics diagnostics, bit for bit."""
     names = sorted(p.name for p in a.iterdir() if p.is_dir())
     assert names == sorted(p.name for p in b.iterdir() if p.is_dir()) and len(names) == runs
     for run in names:
@@ -33,7 +33,7 @@ def assert_same_results(a: Path, b: Path, runs: int) -> None:
         for row in rows_a + rows_b:
             del row["wall_seconds"]
         assert rows_a == rows_b, run
-        for arrays in ("params.npz", "gradients.npz"):
+        for arrays in ("params.npz", "gradients.npz", "dynamics.npz"):
             with np.load(a / run / arrays) as x, np.load(b / run / arrays) as y:
                 assert sorted(x) == sorted(y)
                 for key in x:

@@ -40,8 +40,60 @@ def test_run_writes_one_folder_per_cell_and_seed(tiny_results):
     for name in names:
         files = {p.name for p in (folder / name).iterdir()}
         assert files == {"config.yaml", "meta.json", "metrics.csv", "gradients.npz", "params.npz",
-                         "summary.json"}
+                         "dynamics.npz", "summary.json"}
         assert name in result.output  # the final table lists every run
+
+
+def test_summary_dynamics_fields_are_those_of_the_logged_arrays(tiny_results):
+    """λ₁ and its predicted rate from dynamics.npz, σ_max(W_h) of the saved RNN weights (float64
+    NumPy), the LSTM's timescales from its forget gates, steps in the past from the reach."""
+    folder, _ = tiny_results
+    for cell in ("rnn", "lstm"):
+        run = folder / f"cell={cell},seed=0"
+        summary = json.loads((run / "summary.json").read_text())
+        with np.load(run / "dynamics.npz") as d, np.load(run / "gradients.npz") as g, \
+                np.load(run / "params.npz") as params:
+            assert summary["lyapunov_max_init"] == pytest.approx(float(d["lyapunov"][0, 0]), rel=1e-12)
+            assert summary["lyapunov_max_final"] == pytest.approx(float(d["lyapunov"][-1, 0]), rel=1e-12)
+            assert np.all(np.diff(d["lyapunov"], axis=1) <= 0)  # descending
+            assert summary["predicted_decay_rate_final"] == pytest.approx(-d["lyapunov"][-1, 0] / np.log(10))
+            assert summary["decay_explained_final"] == pytest.approx(
+                summary["predicted_decay_rate_final"] / summary["decay_rate_final"])
+            assert summary["steps_in_past_final"] == pytest.approx(g["h_reach"][-1].sum())
+            assert np.all((g["h_reach"] >= 0) & (g["h_reach"] <= 1))
+            if cell == "rnn":
+                w_h = params["cell/w_h"].astype(np.float64)
+                assert summary["sigma_max_final"] == pytest.approx(np.linalg.svd(w_h, compute_uv=False)[0],
+                                                                   rel=1e-12)
+                assert summary["spectral_radius_final"] == pytest.approx(np.abs(np.linalg.eigvals(w_h)).max(),
+                                                                         rel=1e-12)
+                assert "keep_gate" not in d and summary["timescale_median_final"] is None
+            else:
+                assert "sigma_max" not in d and summary["sigma_max_final"] is None
+                assert d["keep_gate"].shape == (3, 8) and np.all((d["keep_gate"] > 0) & (d["keep_gate"] < 1))
+                np.testing.assert_allclose(d["timescale"], 1 / (1 - d["keep_gate"].astype(np.float64)))
+                assert summary["timescale_median_final"] == pytest.approx(np.median(d["timescale"][-1]))
+            assert d["connectivity"].shape == (3, 10) and d["connectivity_examples"].shape == (3, 4, 10)
+            assert d["connectivity_inputs"].shape == (4, 10, 2)
+            marked = d["connectivity_inputs"][..., 1] == 1
+            assert np.all(marked.sum(axis=1) == 2)  # adding's two operands
+            share = [(c * marked).sum(axis=1) / c.sum(axis=1) for c in d["connectivity_examples"]]
+            assert summary["connectivity_at_markers_init"] == pytest.approx(np.mean(share[0]))
+            assert summary["connectivity_at_markers_final"] == pytest.approx(np.mean(share[-1]))
+
+
+def test_diagnostics_can_be_switched_off(tmp_path):
+    result = invoke("run", TINY, "--out", tmp_path, "--set", "log.diagnostics=[]", "--set", "seeds=1",
+                    "--set", "sweep.model.cell=[rnn]", "--steps", "10")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "tiny" / "cell=rnn,seed=0"
+    assert not (run / "dynamics.npz").exists()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["lyapunov_max_final"] is None and summary["sigma_max_final"] is None
+    assert yaml.safe_load((run / "config.yaml").read_text())["log"]["diagnostics"] == []
+    bad = invoke("run", TINY, "--out", tmp_path / "bad", "--set", "log.diagnostics=[lyapunov, spectra]")
+    assert bad.exit_code == 2
+    assert "log.diagnostics[1]: 'spectra' is not allowed; allowed: lyapunov, recurrent_matrix" in bad.output
 
 
 def test_run_ends_with_the_commands_that_draw_and_tabulate_its_results(tiny_results):

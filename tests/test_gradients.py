@@ -62,7 +62,9 @@ def zero_deltas(cell: cells.Cell, xs) -> dict:
 
 
 def python_loop_state_grad_norms(cell, task, params, xs, targets) -> dict[str, np.ndarray]:
-    """{name_norms: (T,)}: mean_b ‖∂ℓ_b/∂s_t^{(b)}‖, read off the full Jacobian of the B losses."""
+    """{name_norms: (T,)}: mean_b ‖∂ℓ_b/∂s_t^{(b)}‖, read off the full Jacobian of the B losses;
+    {name_reach: (T,)}: the fraction of b with ‖∂C/∂s_t^{(b)}‖² ≥ 1e-20, C = mean_b ℓ_b (as
+    Pascanu et al.'s RNN.py counts `n_elems`)."""
     jacobian = jax.jacrev(lambda d: python_loop_losses(cell, task, params, xs, targets, d))(
         zero_deltas(cell, xs)
     )  # {name: T-list of (B losses, B, H)}
@@ -70,6 +72,7 @@ def python_loop_state_grad_norms(cell, task, params, xs, targets) -> dict[str, n
     for name, per_step in jacobian.items():
         own = np.stack([[np.asarray(j)[b, b] for b in range(BATCH)] for j in per_step])  # (T, B, H)
         norms[f"{name}_norms"] = np.linalg.norm(own, axis=-1).mean(axis=1)
+        norms[f"{name}_reach"] = np.mean(np.sum((own / BATCH) ** 2, axis=-1) >= 1e-20, axis=1)
     return norms
 
 
@@ -83,11 +86,30 @@ def test_per_timestep_norms_match_unrolled_python_loop(name, task):
     with jax.enable_x64(True):
         params, xs, targets, (_, _, norms) = float64_problem(name, task)
         expected = python_loop_state_grad_norms(cell, task, params, xs, targets)
-    assert set(norms) == set(expected) == {f"{n}_norms" for n in cell.carry_names}
+    assert set(norms) == set(expected) == {f"{n}_{k}" for n in cell.carry_names for k in ("norms", "reach")}
     for key, reference in expected.items():
         assert norms[key].shape == (task.sequence_length,)
+        if key.endswith("_reach"):
+            np.testing.assert_array_equal(norms[key], reference, err_msg=key)
+            continue
         assert np.all(reference > 0)  # the check is not of zeros; c_T reaches the loss through h_T
         np.testing.assert_allclose(norms[key], reference, rtol=1e-5, atol=1e-14, err_msg=key)
+
+
+def test_reach_counts_the_examples_above_pascanus_floor_step_by_step():
+    """A contracting RNN (recurrent scale 0.05) whose error signal falls through 1e-10 within the
+    sequence, at different steps for different examples."""
+    cell, task = zoo.get("rnn"), tasks.Adding(12)
+    with jax.enable_x64(True):
+        params = model.init(cell, task, jax.random.key(6), HIDDEN, dtype="float64", recurrent_init="normal",
+                            scale=0.05)
+        xs, targets = task.sample(jax.random.key(4), BATCH, "float64")
+        _, _, norms = gradients.loss_grads_and_norms(cell, task, params, xs, targets)
+        expected = python_loop_state_grad_norms(cell, task, params, xs, targets)
+    reach = np.asarray(norms["h_reach"])
+    np.testing.assert_array_equal(reach, expected["h_reach"])
+    assert reach[-1] == 1 and reach[0] == 0 and np.any((reach > 0) & (reach < 1))
+    assert summary.steps_reached(reach) == pytest.approx(reach.sum())
 
 
 @every_cell_and_task

@@ -141,6 +141,6 @@ def test_the_readme_python_example_runs_as_written(tmp_path):
     assert all(s["status"] == "done" and s["length"] == 20 and s["steps"] == 200 for s in summaries)
     assert "| adding | lstm | adding | 20 |" in done.stdout
     figures = sorted(p.name for p in (folder / "plots").iterdir())
-    assert figures == ["adding_decay-heatmap.png", "adding_gradient-decay.png",
-                       "adding_learning-curves.png"]
+    assert figures == ["adding_connectivity.png", "adding_decay-heatmap.png", "adding_gradient-decay.png",
+                       "adding_learning-curves.png", "adding_spectrum.png", "adding_timescales.png"]
     assert all(f"results/python/adding/plots/{name}" in done.stdout for name in figures)

@@ -59,7 +59,7 @@ def test_the_logged_profiles_cover_both_states():
     params = model.init(cell, task, jax.random.key(0), 8)
     xs, targets = task.sample(jax.random.key(1), 4)
     _, _, norms = gradients.loss_grads_and_norms(cell, task, params, xs, targets)
-    assert set(norms) == {"h_norms", "x_norms"}
+    assert set(norms) == {"h_norms", "x_norms", "h_reach", "x_reach"}
     assert norms["x_norms"].shape == (10,) and np.all(np.asarray(norms["x_norms"]) > 0)
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from lstm_vg import config
@@ -57,6 +58,10 @@ def test_resumed_runs_equal_uninterrupted_runs_bit_for_bit(uninterrupted, tmp_pa
     assert [s["status"] for s in summaries] == ["done"] * 4
     assert not any((p / checkpoint.FILE).exists() for p in cut.iterdir())
     assert_same_results(uninterrupted, cut, runs=4)
+    for run in cut.iterdir():  # the diagnostics were compared above, at every logged step
+        with np.load(run / "dynamics.npz") as dynamics:
+            assert {"lyapunov", "connectivity", "connectivity_inputs"} <= set(dynamics)
+            assert dynamics["lyapunov"].shape[0] == dynamics["steps"].size == 3
 
 
 def test_resume_keeps_finished_runs_untouched(uninterrupted, tmp_path):

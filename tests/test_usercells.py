@@ -46,7 +46,7 @@ def test_fast_and_autodiff_paths_give_the_same_loss_gradients_and_norms(name, ta
     with jax.enable_x64(True):
         fast = gradients.loss_grads_and_norms(cell, task, params, xs, targets)
         slow = gradients.loss_grads_and_norms(AutodiffOnly(cell), task, params, xs, targets)
-    assert set(fast[2]) == set(slow[2]) == {f"{n}_norms" for n in cell.carry_names}
+    assert set(fast[2]) == set(slow[2]) == {f"{n}_{k}" for n in cell.carry_names for k in ("norms", "reach")}
     for got, expected in zip(jax.tree.leaves(slow), jax.tree.leaves(fast), strict=True):
         assert relative_error(got, expected) <= 1e-10
 

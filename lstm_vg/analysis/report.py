@@ -4,7 +4,9 @@ Columns (docs/plots.md): experiment, cell, task, T, the other swept keys, seeds,
 final eval loss mean ± sd (sample sd, over seeds with a finite loss), baseline, solved fraction,
 median steps to solve (over the seeds that solved), median gradient ratio ‖∂L/∂h_1‖/‖∂L/∂h_T‖
 at the first and last logged step, median decay rate (decades per step, from summary.json) at
-both, median steps per second. Numbers come from summary.json only (the baseline, known before
+both and the rate the largest Lyapunov exponent predicts, median steps per second (the CSV and
+JSON formats add the medians of λ₁, the fraction of the decay it explains, σ_max(W_h) and the
+keep gate's timescale). Numbers come from summary.json only (the baseline, known before
 the end, also from meta.json): runs still being written count in `seeds` and `status` only.
 """
 
@@ -31,7 +33,11 @@ MEDIANS = {
     "grad_ratio_final": "grad_ratio_final_median",
     "decay_rate_init": "decay_rate_init_median",
     "decay_rate_final": "decay_rate_final_median",
+    "predicted_decay_rate_init": "predicted_decay_rate_init_median",
+    "predicted_decay_rate_final": "predicted_decay_rate_final_median",
     "steps_per_second": "steps_per_second_median",
+    **{f"{name}_{when}": f"{name}_{when}_median" for name in
+       ("lyapunov_max", "decay_explained", "sigma_max", "timescale_median") for when in ("init", "final")},
 }
 
 
@@ -93,7 +99,8 @@ def markdown_cells(r: dict, swept: list[str]) -> list[str]:
         str(r["seeds"]), r["status"], loss, number(r["baseline_loss"]), solved,
         "—" if steps is None else f"{steps:g}", scientific(r["grad_ratio_init_median"]),
         scientific(r["grad_ratio_final_median"]), number(r["decay_rate_init_median"]),
-        number(r["decay_rate_final_median"]), number(r["steps_per_second_median"]),
+        number(r["decay_rate_final_median"]), number(r["predicted_decay_rate_init_median"]),
+        number(r["predicted_decay_rate_final_median"]), number(r["steps_per_second_median"]),
     ]
 
 
@@ -102,7 +109,8 @@ def to_markdown(table: list[dict]) -> str:
     swept = [c for c in columns(table) if c not in ROW_FIELDS]
     header = ["experiment", "cell", "task", "T", *swept, "seeds", "status", "final eval loss (mean ± sd)",
               "baseline", "solved", "steps to solve (median)", "grad ratio init", "grad ratio end",
-              "decay rate init (dec/step)", "decay rate end (dec/step)", "steps/s"]
+              "decay rate init (dec/step)", "decay rate end (dec/step)", "λ₁-predicted rate init",
+              "λ₁-predicted rate end", "steps/s"]
     align = [":--"] * (4 + len(swept)) + ["--:", ":--"] + ["--:"] * (len(header) - 6 - len(swept))
     lines = [header, align] + [markdown_cells(r, swept) for r in table]
     return "".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |\n" for line in lines)

@@ -163,6 +163,7 @@ def without_forget_gate(cell: Cell) -> Cell:
         cell,
         forward=partial(lstm_forward, forget_gate=False),
         backward=partial(lstm_backward, forget_gate=False),
+        keep=None,  # f ≡ 1: no gate, an infinite timescale
     )
 
 
@@ -206,6 +207,7 @@ class Cell:
     stack: Callable[[Params], jax.Array] = stacked_weights
     unstack: Callable[[jax.Array, int], Params] = split_weights
     blocks: int | None = None  # H-blocks of w_x and w_h when not G (the GRU: 3 in a 4H-wide W)
+    keep: Callable[[dict], jax.Array] | None = None  # extras → the gate that keeps the state
 
     def init(
         self,
@@ -251,10 +253,22 @@ class Cell:
         u = jnp.concatenate([carry["h"], x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
         return self.forward(carry, matmul(u, self.stack(params)), delta)[0]
 
+    def keep_gate(self, params: Params, carry: Carry, x: jax.Array) -> jax.Array | None:
+        """The gate of the step from carry and x that keeps the state, (B, H): the LSTM's f, the
+        GRU's z; None for a cell without one (`core.dynamics`)."""
+        if self.keep is None:
+            return None
+        u = jnp.concatenate([carry["h"], x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+        return self.keep(self.forward(carry, matmul(u, self.stack(params)))[1])
+
+    def recurrent_matrix(self, params: Params) -> jax.Array | None:
+        """W_h of h_t = tanh(h_{t−1} W_h + …): the RNN's w_h; None for the gated cells."""
+        return params["w_h"] if self.gates == 1 else None
+
 
 RNN = Cell(name="rnn", gates=1, carry_names=("h",), forward=rnn_forward,
            backward=rnn_backward, bias=no_bias)
 LSTM = Cell(name="lstm", gates=4, carry_names=("h", "c"), forward=lstm_forward,
-            backward=lstm_backward, bias=lstm_bias)
+            backward=lstm_backward, bias=lstm_bias, keep=lambda extras: jnp.split(extras["a"], 4, axis=-1)[1])
 
 LSTM_WITHOUT_FORGET_GATE = without_forget_gate(LSTM)

@@ -79,6 +79,10 @@ class ExpRNN:
         dot = lambda a, b: jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)  # noqa: E731
         return {"h": modrelu(dot(x, weights["w_x"]) + dot(carry["h"], weights["w_h"]), weights["b"])}
 
+    def recurrent_matrix(self, params):
+        """W_h = expm(S): (H, H), orthogonal."""
+        return recurrent_matrix(params)
+
     def learning_rate_scales(self, params):
         """Per parameter, the factor on the run's learning rate: A's is `orthogonal_lr_scale`."""
         return {"w_x": 1.0, "log_w_h": self.orthogonal_lr_scale, "b": 1.0}

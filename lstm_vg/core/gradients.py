@@ -6,7 +6,13 @@ For a batch of sequences with per-example losses ℓ_b, the logged profile of a 
     s_norms[t] = mean_b ‖∂ℓ_b / ∂s_t^{(b)}‖₂          t = 0 … T'−1 (0-based: s_1 … s_T' in the papers)
 
 computed in the same backward pass as the parameter gradient of the batch-mean loss by adding
-zero perturbations to the carry (see `model.states`). The figures summarising a profile (the ratio
+zero perturbations to the carry (see `model.states`). Beside it, after Pascanu, Mikolov & Bengio's
+code (`pascanur/trainingRNNs`, RNN.py: `n_elems`, with `bound` = 1e-20), each step's reach
+
+    s_reach[t] = mean_b [‖∂C/∂s_t^{(b)}‖² ≥ 1e-20]      C = mean_b ℓ_b, the batch's cost
+
+the fraction of the examples whose error signal at step t is above the floor; its mean over t is
+their "steps in the past". The figures summarising a profile (the ratio
 s_norms[0] / s_norms[-1], the decay rate) are computed from the stored profiles by
 `lstm_vg.results.summary`.
 """
@@ -45,11 +51,15 @@ def state_norm(g: jax.Array) -> jax.Array:
     return vector_norm(g)
 
 
+REACH_FLOOR = 1e-20  # on ‖∂C/∂s_t‖², Pascanu et al.'s `bound`
+
+
 def loss_grads_and_norms(
     cell, task, params: dict, xs: jax.Array, targets: jax.Array, scan_unroll: int = 1,
     remat: int = 0,
 ) -> tuple[jax.Array, dict, dict[str, jax.Array]]:
-    """(batch-mean loss, its parameter gradients, {"<name>_norms": (T',)} for each carry entry)."""
+    """(batch-mean loss, its parameter gradients, {"<name>_norms": (T',), "<name>_reach": (T',)}
+    for each carry entry)."""
     T, B, _ = xs.shape
     deltas = autodiff.zero_perturbations(cell, params["cell"], T, B)
 
@@ -62,6 +72,9 @@ def loss_grads_and_norms(
     total, (param_grads, delta_grads) = jax.value_and_grad(summed_loss, argnums=(0, 1))(
         params, deltas
     )
-    norms = {f"{name}_norms": jnp.mean(state_norm(g.reshape(T, B, -1)), axis=1)
-             for name, g in delta_grads.items()}
+    norms = {}
+    for name, g in delta_grads.items():
+        per_example = state_norm(g.reshape(T, B, -1))  # (T, B): ‖∂ℓ_b/∂s_t‖
+        norms[f"{name}_norms"] = jnp.mean(per_example, axis=1)
+        norms[f"{name}_reach"] = jnp.mean((per_example / B) ** 2 >= REACH_FLOOR, axis=1, dtype=g.real.dtype)
     return total / B, jax.tree.map(lambda g: g / B, param_grads), norms

@@ -75,4 +75,4 @@ def zero_biases(key, hidden_size: int, dtype, **options) -> dict:
 
 
 GRU = Cell(name="gru", gates=4, blocks=3, carry_names=("h",), forward=forward, backward=backward,
-           bias=zero_biases, stack=stack, unstack=unstack)
+           bias=zero_biases, stack=stack, unstack=unstack, keep=lambda extras: extras["z"])

@@ -49,6 +49,10 @@ class IndRNN:
         z = jnp.matmul(x, params["w_x"], precision=jax.lax.Precision.HIGHEST)
         return {"h": jax.nn.relu(z + params["u"] * carry["h"] + params["b"])}
 
+    def recurrent_matrix(self, params):
+        """diag(u): (H, H)."""
+        return jnp.diag(params["u"])
+
     def constrain(self, params):
         """After every update: |u| ≤ u_max (no clip when u_max is None)."""
         if self.u_max is None:

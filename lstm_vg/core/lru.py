@@ -104,6 +104,10 @@ class LRU:
         return jnp.concatenate([jnp.exp(-jnp.exp(p["nu_log"]) + 1j * jnp.exp(p["theta_log"]))
                                 for p in params["layers"]])
 
+    def recurrent_matrix(self, params):
+        """diag(λ): (L·N, L·N) complex, x_t = λ ⊙ x_{t−1} + … for every layer's states."""
+        return jnp.diag(self.eigenvalues(params))
+
     def prepare(self, params):
         """Once per sequence: each layer's λ and γ ⊙ B."""
         layers = []

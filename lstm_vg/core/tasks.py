@@ -51,6 +51,7 @@ class Adding(SolvedBy):
     input_size: ClassVar[int] = 2
     output_size: ClassVar[int] = 1
     reads_every_step: ClassVar[bool] = False  # the readout sees h_T only
+    marker_channel: ClassVar[int] = 1  # the input channel whose 1s mark the steps the answer reads
     targets_batch_axis: ClassVar[int] = 0  # targets (B, 1)
     tolerance: ClassVar[float] = 0.04
     solved_metric: ClassVar[str] = "eval_loss"  # solved when eval_loss ≤ threshold
@@ -87,6 +88,10 @@ class Adding(SolvedBy):
     def accuracy(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
         """Fraction of sequences with |error| < 0.04."""
         return jnp.mean(jnp.abs(outputs - targets)[:, 0] < self.tolerance)
+
+    def connectivity_score(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+        """ŷ of the input connectivity (`core.dynamics`): the prediction, (B,)."""
+        return outputs[:, 0]
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,13 @@ class Copy(SolvedBy):
         tail = slice(-self.remember, None)
         return jnp.mean(jnp.argmax(outputs[tail], axis=-1) == targets[tail])
 
+    def connectivity_score(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+        """ŷ of the input connectivity (`core.dynamics`): over the 10 recall steps, the sum of the
+        predicted symbol's logit (the prediction Distill's connectivity differentiates), (B,)."""
+        recall = outputs[-self.remember:]
+        predicted = jax.lax.stop_gradient(jnp.argmax(recall, axis=-1))
+        return jnp.sum(jnp.take_along_axis(recall, predicted[..., None], axis=-1)[..., 0], axis=0)
+
 
 @dataclass(frozen=True)
 class Adding1997(SolvedBy):
@@ -160,6 +172,7 @@ class Adding1997(SolvedBy):
     input_size: ClassVar[int] = 2
     output_size: ClassVar[int] = 1
     reads_every_step: ClassVar[bool] = True  # outputs at every step; the loss picks step L
+    marker_channel: ClassVar[int] = 1  # the input channel whose 1s mark the steps the answer reads
     targets_batch_axis: ClassVar[int] = 0  # targets {"target": (B, 1), "last": (B,)}
     tolerance: ClassVar[float] = 0.04
     first_among: ClassVar[int] = 10
@@ -212,6 +225,11 @@ class Adding1997(SolvedBy):
         """Fraction of sequences with |error| < 0.04 (H&S's "processed correctly")."""
         error = self.final_outputs(outputs, targets) - targets["target"]
         return jnp.mean(jnp.abs(error)[:, 0] < self.tolerance)
+
+    def connectivity_score(self, outputs: jax.Array, targets: dict) -> jax.Array:
+        """ŷ of the input connectivity (`core.dynamics`): the prediction at each sequence's
+        last step, (B,)."""
+        return self.final_outputs(outputs, targets)[:, 0]
 
 
 Task = Adding | Copy | Adding1997

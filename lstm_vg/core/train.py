@@ -22,12 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lstm_vg.core import autodiff, gradients, model
+from lstm_vg.core import autodiff, dynamics, gradients, model
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 # Streams derived from a run's root key with fold_in.
-INIT, DATA, EVAL, PROBE = range(4)
+INIT, DATA, EVAL, PROBE, FRAME = range(5)
 
 # Device mesh axes: runs are split over "runs"; with batch_shards > 1, each run's training batch
 # is split over "batch" (see `batched.runs_sharding`).
@@ -93,6 +93,9 @@ class Trainer:
     remat: int = 0  # time-block length of the backward pass's recomputation (0: none)
     batch_shards: int = 1  # > 1: each device of mesh axis "batch" takes its share of a batch
     dtype: str = "float32"
+    diagnostics: tuple[str, ...] = ()  # of `dynamics.DIAGNOSTICS`, measured by `evaluate`
+    lyapunov_exponents: int = 8
+    connectivity_examples: int = 4
 
     def memory_bytes(self) -> dict[str, int]:
         """A rough upper estimate of one run's peak memory on its device, by what holds it:
@@ -223,7 +226,33 @@ class Trainer:
             "probe_loss": loss,
             "probe_grad_norm": optax.tree.norm(grads),
             **norms,
+            **self.dynamics(state, xs_probe, targets_probe),
         }
+
+    def dynamics(self, state: TrainState, xs: jax.Array, targets) -> dict:
+        """The `diagnostics` on the probe batch xs: (T', B, I) (docs/results-format.md,
+        dynamics.npz): "lyapunov" (k,); "recurrent_matrix" (H, H); "connectivity" (T',) (the
+        mean over the batch), "connectivity_examples" (E, T') and their inputs
+        "connectivity_inputs" (E, T', I); "keep_gate" (H,). A cell without a recurrent matrix or
+        a keep gate has no entry for it."""
+        out, cell_params = {}, state.params["cell"]
+        if "lyapunov" in self.diagnostics:
+            frame_key = jax.random.fold_in(state.key, FRAME)
+            out["lyapunov"] = dynamics.lyapunov_exponents(self.cell, cell_params, xs, self.lyapunov_exponents,
+                                                          frame_key)
+        if "recurrent_matrix" in self.diagnostics:
+            matrix = dynamics.recurrent_matrix(self.cell, cell_params)
+            out |= {} if matrix is None else {"recurrent_matrix": matrix}
+        if "connectivity" in self.diagnostics:
+            connectivity = dynamics.input_connectivity(self.cell, self.task, state.params, xs, targets)
+            examples = min(self.connectivity_examples, xs.shape[1])
+            out |= {"connectivity": jnp.mean(connectivity, axis=1),
+                    "connectivity_examples": connectivity[:, :examples].T,
+                    "connectivity_inputs": jnp.swapaxes(xs[:, :examples], 0, 1)}
+        if "gates" in self.diagnostics:
+            gates = dynamics.keep_gate_means(self.cell, cell_params, xs)
+            out |= {} if gates is None else {"keep_gate": gates}
+        return out
 
 
 def all_finite(tree) -> jax.Array:

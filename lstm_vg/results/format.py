@@ -5,7 +5,10 @@
         meta.json       versions, device, seed, batch, start/end time, the task's baseline and
                         solved criterion
         metrics.csv     one row per logged step (METRIC_FIELDS)
-        gradients.npz   steps (logs,), h_norms (logs, T'), c_norms (logs, T') for the LSTM
+        gradients.npz   steps (logs,), h_norms (logs, T'), c_norms (logs, T') for the LSTM, and
+                        each state's reach (h_reach, …)
+        dynamics.npz    steps (logs,) and the diagnostics of `log.diagnostics` (Lyapunov
+                        exponents, σ_max and ρ of W_h, input connectivity, keep gates)
         params.npz      final params, flattened keys "cell/w_x", "readout/b", ...
         summary.json    status and the headline numbers (`results.summary`)
         checkpoint.npz  an unfinished run's training state (`training.checkpoint`)
@@ -16,10 +19,17 @@ from __future__ import annotations
 import operator
 from datetime import datetime, timezone
 
-CONFIG, META, METRICS, NORMS, PARAMS, SUMMARY, CHECKPOINT = (
-    "config.yaml", "meta.json", "metrics.csv", "gradients.npz", "params.npz", "summary.json",
-    "checkpoint.npz",
+CONFIG, META, METRICS, NORMS, DYNAMICS, PARAMS, SUMMARY, CHECKPOINT = (
+    "config.yaml", "meta.json", "metrics.csv", "gradients.npz", "dynamics.npz", "params.npz",
+    "summary.json", "checkpoint.npz",
 )
+# dynamics.npz arrays written once, not per log (the probe inputs do not change)
+DYNAMICS_CONSTANTS = ("connectivity_inputs",)
+
+
+def in_gradients(name: str) -> bool:
+    """Whether a logged profile goes to gradients.npz (a state's norms or reach), not dynamics.npz."""
+    return name.endswith(("_norms", "_reach"))
 RUN_MARKERS = (SUMMARY, METRICS)  # a folder holding either is a run folder
 METRIC_FIELDS = ("step", "train_loss", "eval_loss", "eval_accuracy", "grad_norm", "wall_seconds")
 # A run without summary.json is "running"; summary.json says how it ended.

@@ -33,7 +33,8 @@ class RunResult:
     """One run folder's files. `summary` is None while the run is being written; `metrics`
     ({column: (logs,)}) and `norms` ({"steps": (logs,), "h_norms": (logs, T'), ["c_norms"]})
     are None until their file exists; `config` is the nested config.yaml ({} if missing);
-    `meta` is meta.json ({} if missing)."""
+    `meta` is meta.json ({} if missing); `dynamics` is dynamics.npz ({"steps": (logs,),
+    "lyapunov": (logs, k), …}; None when the run has none)."""
 
     folder: Path
     summary: dict | None
@@ -41,6 +42,7 @@ class RunResult:
     metrics: dict[str, np.ndarray] | None
     norms: dict[str, np.ndarray] | None
     meta: dict
+    dynamics: dict[str, np.ndarray] | None = None  # dynamics.npz; None for runs without it
 
     @property
     def status(self) -> str:
@@ -200,8 +202,8 @@ def read_metrics(path: Path) -> dict[str, np.ndarray] | None:
     return columns
 
 
-def read_norms(path: Path) -> dict[str, np.ndarray] | None:
-    """gradients.npz → {"steps": (logs,), "h_norms": (logs, T'), ["c_norms": (logs, T')]}."""
+def read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """An .npz archive's named arrays; None when the file does not exist."""
     if not path.exists():
         return None
     try:
@@ -209,9 +211,32 @@ def read_norms(path: Path) -> dict[str, np.ndarray] | None:
         if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy array
             raise ValueError("a single array, not an archive of named arrays")
         with archive:
-            arrays = {name: archive[name] for name in archive.files}
+            return {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
         raise UserError(f"{path}: unreadable, truncated or not an .npz archive ({error})") from None
+
+
+def read_dynamics(path: Path) -> dict[str, np.ndarray] | None:
+    """dynamics.npz → {"steps": (logs,), and per diagnostic (logs, …) or, for the constant ones,
+    one array} (docs/results-format.md); None when the file does not exist."""
+    arrays = read_npz(path)
+    if arrays is None:
+        return None
+    if "steps" not in arrays:
+        raise UserError(f"{path}: missing array 'steps'")
+    logs = arrays["steps"].shape[0]
+    for name, array in arrays.items():
+        if name not in fmt.DYNAMICS_CONSTANTS and (array.ndim == 0 or array.shape[0] != logs):
+            raise UserError(f"{path}: {name} has shape {array.shape}, expected ({logs}, …)")
+    return arrays
+
+
+def read_norms(path: Path) -> dict[str, np.ndarray] | None:
+    """gradients.npz → {"steps": (logs,), "h_norms": (logs, T'), ["c_norms": (logs, T')],
+    ["h_reach": (logs, T'), …]}."""
+    arrays = read_npz(path)
+    if arrays is None:
+        return None
     for name in ("steps", "h_norms"):
         if name not in arrays:
             raise UserError(f"{path}: missing array {name!r}")
@@ -230,10 +255,12 @@ def read_config(path: Path) -> dict:
 
 
 def load_run(folder: Path) -> RunResult:
-    """A run folder's summary.json, config.yaml, metrics.csv, gradients.npz and meta.json."""
+    """A run folder's summary.json, config.yaml, metrics.csv, gradients.npz, meta.json and
+    dynamics.npz."""
     summary = read_summary(folder / fmt.SUMMARY)
     config = read_config(folder / fmt.CONFIG)
     if summary is None and not config:
         raise UserError(f"{folder}: neither summary.json nor config.yaml; cannot tell what was trained")
     return RunResult(folder, summary, config, read_metrics(folder / fmt.METRICS),
-                     read_norms(folder / fmt.NORMS), read_json(folder / fmt.META) or {})
+                     read_norms(folder / fmt.NORMS), read_json(folder / fmt.META) or {},
+                     read_dynamics(folder / fmt.DYNAMICS))

@@ -49,8 +49,9 @@ def summarize(task, identity: dict, rows: list[dict], norms: dict[str, list], st
         "grad_ratio_final": grad_ratio(profile[-1]),
         "decay_rate_init": decay_rate(profile[0]),
         "decay_rate_final": decay_rate(profile[-1]),
-        "steps_in_past_init": steps_in_past(profile[0]),
-        "steps_in_past_final": steps_in_past(profile[-1]),
+        **past_fields(norms, grad_profile),
+        **dynamics_fields(norms, profile),
+        **marker_fields(norms, getattr(task, "marker_channel", None)),
         "diverged_at_step": diverged_at_step,
         "steps_per_second": steps / wall_seconds if wall_seconds > 0 else None,
         "wall_seconds": wall_seconds,
@@ -81,8 +82,91 @@ def decay_rate(norms: np.ndarray) -> float | None:
 
 
 def steps_in_past(norms: np.ndarray, floor: float = 1e-20) -> int:
-    """How many steps still receive an error signal: #t with ‖∂L/∂h_t‖² ≥ floor (a "steps in the
-    past" diagnostic with floor 1e-20, after Pascanu, Mikolov & Bengio 2013; docs/reproductions.md,
-    Sources, says what was and was not verified of that attribution)."""
+    """The rule of results written before the reach was logged: #t with ‖∂L/∂h_t‖² ≥ floor in
+    the batch-mean profile."""
     norms = np.asarray(norms, np.float64)
     return int(np.sum(np.isfinite(norms) & (norms**2 >= floor)))
+
+
+def steps_reached(reach: np.ndarray) -> float:
+    """Steps in the past as Pascanu, Mikolov & Bengio's code counts them (`pascanur/trainingRNNs`,
+    RNN.py, `n_elems`): over the examples, the mean number of steps t whose ‖∂C/∂h_t‖² ≥ 1e-20,
+    i.e. Σ_t reach[t]; their printed figure is this over T'."""
+    return float(np.sum(np.asarray(reach, np.float64)))
+
+
+def past_fields(norms: dict, grad_profile: str) -> dict:
+    """steps_in_past_init/final: from the profile's reach where it was logged, else (older
+    results) from the batch-mean profile."""
+    reach = norms.get(grad_profile.removesuffix("_norms") + "_reach")
+    if reach is not None:
+        count, rows = steps_reached, reach
+    else:
+        count, rows = steps_in_past, norms[grad_profile]
+    return {"steps_in_past_init": count(rows[0]), "steps_in_past_final": count(rows[-1])}
+
+
+def finite(value) -> float | None:
+    """A float for JSON: None for NaN and ±inf."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def predicted_decay_rate(lyapunov_max: float | None) -> float | None:
+    """The decay in decades per step that the largest Lyapunov exponent λ₁ (natural log per step)
+    predicts for the error signal going back in time: −λ₁ / ln 10 (`lstm_vg.core.dynamics`)."""
+    return None if lyapunov_max is None else -lyapunov_max / math.log(10)
+
+
+def decay_explained(predicted: float | None, measured: float | None) -> float | None:
+    """The fraction of the measured decay rate that the exponent predicts: predicted / measured
+    (1: all of it; None when either is missing or the profile is flat)."""
+    if predicted is None or measured is None or measured == 0:
+        return None
+    return predicted / measured
+
+
+def marker_share(connectivity: np.ndarray, inputs: np.ndarray, channel: int) -> float | None:
+    """The share of the input connectivity on the marked steps: connectivity (E, T'), inputs
+    (E, T', I) → the mean over the E sequences of Σ_{t marked} c_t / Σ_t c_t, where a step is
+    marked when inputs[..., channel] = 1 (adding's two operands); None when it is undefined."""
+    marked = np.asarray(inputs)[..., channel] == 1
+    connectivity = np.asarray(connectivity, np.float64)
+    totals = connectivity.sum(axis=-1)
+    keep = np.isfinite(totals) & (totals > 0)
+    if not keep.any():
+        return None
+    return float(np.mean((connectivity * marked).sum(axis=-1)[keep] / totals[keep]))
+
+
+def marker_fields(norms: dict, channel: int | None) -> dict:
+    """connectivity_at_markers_init/final: `marker_share` of the stored example sequences at the
+    first and last log, for a task with a marker channel (adding: by chance 2/T); else None."""
+    examples, inputs = norms.get("connectivity_examples"), norms.get("connectivity_inputs")
+    if channel is None or examples is None or inputs is None:
+        return {"connectivity_at_markers_init": None, "connectivity_at_markers_final": None}
+    inputs = inputs[-1]  # a constant: one array per log in the run's log, the same every time
+    return {"connectivity_at_markers_init": marker_share(examples[0], inputs, channel),
+            "connectivity_at_markers_final": marker_share(examples[-1], inputs, channel)}
+
+
+def dynamics_fields(norms: dict, profile) -> dict:
+    """The summary's dynamics fields (None where the diagnostic was not logged): the largest
+    Lyapunov exponent at the first and last log, its predicted decay rate and the fraction of the
+    measured one it explains, σ_max and ρ of W_h, the median keep-gate timescale."""
+    out = {}
+    for when, i in (("init", 0), ("final", -1)):
+        lyapunov = norms.get("lyapunov")
+        top = finite(lyapunov[i][0]) if lyapunov is not None else None
+        predicted = predicted_decay_rate(top)
+        out |= {f"lyapunov_max_{when}": top,
+                f"predicted_decay_rate_{when}": predicted,
+                f"decay_explained_{when}": decay_explained(predicted, decay_rate(profile[i]))}
+    for name in ("sigma_max", "spectral_radius"):
+        values = norms.get(name)
+        out |= {f"{name}_{when}": None if values is None else finite(values[i])
+                for when, i in (("init", 0), ("final", -1))}
+    timescale = norms.get("timescale")
+    out |= {f"timescale_median_{when}": None if timescale is None else finite(np.median(timescale[i]))
+            for when, i in (("init", 0), ("final", -1))}
+    return out

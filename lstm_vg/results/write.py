@@ -58,9 +58,10 @@ def write_config(folder: Path, config: dict) -> None:
     atomic_write(folder / fmt.CONFIG, yaml.safe_dump(config, sort_keys=False).encode())
 
 
-def write_logs(folder: Path, rows: list[dict], norms: dict[str, list[np.ndarray]]) -> None:
-    """metrics.csv (rows of METRIC_FIELDS, floats in full precision) and gradients.npz (the logged
-    steps and each profile stacked to (logs, T'))."""
+def write_logs(folder: Path, rows: list[dict], profiles: dict[str, list[np.ndarray]]) -> None:
+    """metrics.csv (rows of METRIC_FIELDS, floats in full precision), gradients.npz (the logged
+    steps and each state's profiles stacked to (logs, T')) and, when there are any, dynamics.npz
+    (the logged steps, each diagnostic stacked to (logs, …), the constant ones once)."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=fmt.METRIC_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -68,7 +69,12 @@ def write_logs(folder: Path, rows: list[dict], norms: dict[str, list[np.ndarray]
                       for key in fmt.METRIC_FIELDS} for row in rows)
     atomic_write(folder / fmt.METRICS, text.getvalue().encode())
     steps = {"steps": np.asarray([r["step"] for r in rows], np.int64)}
-    write_npz(folder / fmt.NORMS, steps | {name: np.stack(p) for name, p in norms.items()})
+    gradients = {name: np.stack(p) for name, p in profiles.items() if fmt.in_gradients(name)}
+    write_npz(folder / fmt.NORMS, steps | gradients)
+    dynamics = {name: p[-1] if name in fmt.DYNAMICS_CONSTANTS else np.stack(p)
+                for name, p in profiles.items() if not fmt.in_gradients(name)}
+    if dynamics:
+        write_npz(folder / fmt.DYNAMICS, steps | dynamics)
 
 
 def write_params(folder: Path, params: dict) -> None:

@@ -52,10 +52,11 @@ def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int, ce
 
 
 def read_logs(folder: Path, up_to_step: int) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
-    """The rows and gradient profiles a resumed run had logged, up to `up_to_step` (its
-    checkpoint may be older than its last log)."""
+    """The rows and profiles (gradients.npz and dynamics.npz) a resumed run had logged, up to
+    `up_to_step` (its checkpoint may be older than its last log)."""
     try:
         metrics, norms = read.read_metrics(folder / fmt.METRICS), read.read_norms(folder / fmt.NORMS)
+        dynamics = read.read_dynamics(folder / fmt.DYNAMICS) or {}
     except UserError as error:
         raise UserError(f"cannot resume: {error}; rerun with --overwrite") from None
     if metrics is None or norms is None:
@@ -64,7 +65,9 @@ def read_logs(folder: Path, up_to_step: int) -> tuple[list[dict], dict[str, list
     rows = [{key: int(metrics[key][i]) if key == "step" else float(metrics[key][i])
              for key in fmt.METRIC_FIELDS} for i in range(metrics["step"].size)]
     rows = [row for row in rows if row["step"] <= up_to_step]
-    return rows, {name: list(a[: len(rows)]) for name, a in norms.items() if name != "steps"}
+    profiles = {name: list(a[: len(rows)]) for name, a in (norms | dynamics).items()
+                if name != "steps" and name not in fmt.DYNAMICS_CONSTANTS}
+    return rows, profiles | {name: [dynamics[name]] for name in fmt.DYNAMICS_CONSTANTS if name in dynamics}
 
 
 class RunLog:
@@ -94,7 +97,10 @@ class RunLog:
             self.diverged_at = row["step"]
         self.rows.append(row)
         for name, profile in profiles.items():
-            self.norms.setdefault(name, []).append(profile)
+            if name in fmt.DYNAMICS_CONSTANTS:  # the same at every log: kept once
+                self.norms[name] = [profile]
+            else:
+                self.norms.setdefault(name, []).append(profile)
         write.write_logs(self.folder, self.rows, self.norms)
 
     def finish(self, task, status: str, params: dict | None, wall_seconds: float) -> dict:
@@ -124,9 +130,37 @@ def window_mean(window: list[dict], name: str) -> np.ndarray:
                      for v in values])
 
 
+def recurrent_spectrum(matrix: np.ndarray) -> dict[str, float]:
+    """σ_max(W_h) (largest singular value: Pascanu et al.'s λ₁) and ρ(W_h) (spectral radius), in
+    float64 NumPy on the host (so on any backend); NaN for a matrix that is not finite."""
+    matrix = np.asarray(matrix, np.complex128 if np.iscomplexobj(matrix) else np.float64)
+    if not np.isfinite(matrix).all():
+        return {"sigma_max": np.nan, "spectral_radius": np.nan}
+    return {"sigma_max": float(np.linalg.norm(matrix, 2)),
+            "spectral_radius": float(np.max(np.abs(np.linalg.eigvals(matrix))))}
+
+
+def dynamics_profiles(logged: dict, r: int) -> dict[str, np.ndarray]:
+    """Run r's arrays of dynamics.npz at this log, from a batched `evaluate` result: its entries
+    as they are, but the recurrent matrix as its σ_max and ρ, and the keep gate with its
+    timescales τ = 1/(1 − f̄) (docs/results-format.md)."""
+    out = {}
+    for name in ("lyapunov", "connectivity", "connectivity_examples", "connectivity_inputs", "keep_gate"):
+        if name in logged:
+            out[name] = np.asarray(logged[name][r])
+    if "recurrent_matrix" in logged:
+        spectrum = recurrent_spectrum(logged["recurrent_matrix"][r])
+        out |= {name: np.asarray(value) for name, value in spectrum.items()}
+    if "keep_gate" in out:
+        with np.errstate(divide="ignore"):
+            out["timescale"] = 1 / (1 - out["keep_gate"].astype(np.float64))
+    return out
+
+
 def logged_rows(step: int, logged: dict, window: list[dict], wall_seconds: float, carry_names):
-    """Per run (row, {"h_norms": (T',), …}) from a batched `evaluate` result and the chunk
-    metrics since the previous log (their means; the probe batch's at step 0)."""
+    """Per run (row, {"h_norms": (T',), "h_reach": (T',), …, and `dynamics_profiles`}) from a
+    batched `evaluate` result and the chunk metrics since the previous log (their means; the
+    probe batch's at step 0)."""
     if window:
         train_loss, grad_norm = window_mean(window, "loss"), window_mean(window, "grad_norm")
     else:
@@ -140,4 +174,6 @@ def logged_rows(step: int, logged: dict, window: list[dict], wall_seconds: float
             "grad_norm": float(grad_norm[r]),
             "wall_seconds": wall_seconds,
         }
-        yield row, {f"{n}_norms": np.asarray(logged[f"{n}_norms"][r]) for n in carry_names}
+        profiles = {f"{n}_{kind}": np.asarray(logged[f"{n}_{kind}"][r])
+                    for n in carry_names for kind in ("norms", "reach")}
+        yield row, profiles | dynamics_profiles(logged, r)

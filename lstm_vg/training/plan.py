@@ -110,6 +110,9 @@ def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
         remat=c.train.remat,
         batch_shards=batch_shards,
         dtype=c.train.dtype,
+        diagnostics=c.log.diagnostics,
+        lyapunov_exponents=c.log.lyapunov_exponents,
+        connectivity_examples=c.log.connectivity_examples,
     )
 
 

@@ -20,7 +20,8 @@ import numpy as np
 from lstm_vg.errors import UserError
 
 MEMBERS = ("carry_names", "init", "initial_carry", "step")
-OPTIONAL = ("prepare", "sequence", "constrain", "learning_rate_scales", "recurrent_state")  # docs/cells.md
+OPTIONAL = ("prepare", "sequence", "constrain", "learning_rate_scales", "recurrent_state", "keep_gate",
+            "recurrent_matrix")  # docs/cells.md
 
 
 class UserCell:

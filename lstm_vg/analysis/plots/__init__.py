@@ -8,9 +8,20 @@ Four figures per experiment (docs/plots.md says how to read them):
 3. learning curves: train and eval loss (and accuracy where it decides "solved") per cell,
    baseline dashed, solved threshold dotted;
 4. sweep summary, for each swept key other than the cell: final eval loss, steps to solve and the
-   gradient ratio at step 0 against the key.
+   gradient ratio at step 0 against the key;
 
-One module a figure (`decay`, `heatmap`, `curves`, `sweep`; `style` holds what they share).
+and, from dynamics.npz where the runs logged it (figure 1 then also draws the theory lines: the
+Lyapunov λ₁ slope and Pascanu's σ_max bound):
+
+5. spectrum: the Lyapunov exponents over training per cell, and σ_max(W_h), ρ(W_h) below;
+6. connectivity: ‖∂ŷ/∂x_t‖ over (training step × t) for one run per cell, and one probe
+   sequence's at the first and last logged step with its marked inputs;
+7. timescales: histogram of the keep gates' τ over units at init and at the end, per gated cell,
+   against the chrono prior τ ~ U(2, T_max).
+
+A figure with nothing to draw (runs without dynamics.npz, older results) is not written.
+One module a figure (`decay`, `heatmap`, `curves`, `sweep`, `spectrum`, `connectivity`,
+`timescales`; `style` holds what they share).
 Figures are `matplotlib.figure.Figure` objects (no pyplot state). Every drawn line carries a gid
 "<cell>:<quantity>[:<when>]" so tests and notebooks can find the data behind it.
 """
@@ -25,16 +36,23 @@ from matplotlib.figure import Figure
 
 from lstm_vg.analysis import grouping
 from lstm_vg.analysis.grouping import ExperimentResults
+from lstm_vg.analysis.plots.connectivity import connectivity_figure
 from lstm_vg.analysis.plots.curves import learning_curves_figure
 from lstm_vg.analysis.plots.decay import gradient_decay_figure
 from lstm_vg.analysis.plots.heatmap import decay_heatmap_figure
-from lstm_vg.analysis.plots.style import title_of
+from lstm_vg.analysis.plots.spectrum import spectrum_figure
+from lstm_vg.analysis.plots.style import dynamics_runs, title_of
 from lstm_vg.analysis.plots.sweep import sweep_figure
+from lstm_vg.analysis.plots.timescales import timescale_figure
 from lstm_vg.errors import UserError
 from lstm_vg.results.read import RunResult
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 130
+# The dynamics figures: (file stem, function, the dynamics.npz arrays any one of which it draws).
+DYNAMICS_FIGURES = (("spectrum", spectrum_figure, ("lyapunov", "sigma_max")),
+                    ("connectivity", connectivity_figure, ("connectivity",)),
+                    ("timescales", timescale_figure, ("timescale",)))
 
 
 def suffix(setting: tuple) -> str:
@@ -45,7 +63,7 @@ def suffix(setting: tuple) -> str:
 
 def setting_figures(experiment: ExperimentResults, setting: tuple,
                     runs: list[RunResult]) -> tuple[dict, list[str]]:
-    """Figures 1–3 for the runs of one setting, and notes on what could not be drawn."""
+    """Figures 1–3 (and 5–7) for the runs of one setting, and notes on what could not be drawn."""
     figures, notes, title = {}, [], title_of(runs, setting)
     where = f"{experiment.folder} ({title})"
     with_norms = [r for r in runs if r.norms is not None and r.norms["steps"].size]
@@ -61,7 +79,14 @@ def setting_figures(experiment: ExperimentResults, setting: tuple,
         figures[f"learning-curves{suffix(setting)}"] = learning_curves_figure(runs, title)
     else:
         notes.append(f"{where}: no metrics yet (metrics.csv missing); no learning curves")
-    return figures, notes
+    return figures | dynamics_figures(setting, runs, title), notes
+
+
+def dynamics_figures(setting: tuple, runs: list[RunResult], title: str) -> dict[str, Figure]:
+    """Figures 5–7 for the runs of one setting, each only where some run logged its arrays
+    (no note otherwise: results written before dynamics.npz plot exactly as they did)."""
+    return {f"{stem}{suffix(setting)}": draw(runs, title) for stem, draw, names in DYNAMICS_FIGURES
+            if any(dynamics_runs(runs, name) for name in names)}
 
 
 def sweep_figures(experiment: ExperimentResults) -> tuple[dict, list[str]]:

@@ -1,6 +1,9 @@
 """Figure 1, gradient decay: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t, one column per cell, at
 step 0 and at the last logged step; median over seeds, band = min–max; exact zeros marked on the
-bottom axis."""
+bottom axis. Where the runs logged dynamics.npz, the theory over it: the slope the largest
+Lyapunov exponent predicts, norms[T'−1]·e^{λ₁(T'−1−t)}, and Pascanu et al.'s bound
+norms[T'−1]·σ_max^{T'−1−t} (γ = 1; cells with a recurrent matrix only), both anchored at the
+profile's last point (docs/plots.md)."""
 
 from __future__ import annotations
 
@@ -11,13 +14,18 @@ from lstm_vg.analysis.grouping import by_cell
 from lstm_vg.analysis.numbers import median
 from lstm_vg.analysis.plots.style import (
     NORM_STYLES,
+    THEORY_LABELS,
+    THEORY_STYLES,
     ZERO_LABELS,
     cell_colour,
     cell_label,
     draw_spread,
+    dynamics_runs,
     log_limits,
     mark_bottom,
+    positive_or_nan,
     seeds_phrase,
+    spread,
 )
 from lstm_vg.results.read import RunResult
 
@@ -33,6 +41,11 @@ def annotate_decay(ax, runs: list[RunResult], row: int) -> None:
     state = runs[0].grad_profile.removesuffix("_norms")
     lines = [] if ratio is None else [f"‖∂L/∂{state}_1‖/‖∂L/∂{state}_T‖ = {ratio:.2g}"]
     lines += [] if rate is None else [f"decay rate {rate:.3g} decades/step"]
+    predicted = median([s.get(f"predicted_decay_rate_{when}") for s in done])
+    explained = median([s.get(f"decay_explained_{when}") for s in done])
+    if predicted is not None:  # summaries without dynamics have none: the text is as before
+        share = "" if explained is None else f", {explained:.0%} of it"
+        lines.append(f"λ₁ predicts {predicted:.3g} decades/step{share}")
     ax.text(0.98, 0.04, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
             bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85})
 
@@ -41,6 +54,43 @@ def profile_stack(runs: list[RunResult], quantity: str, row: int) -> np.ndarray 
     """(seeds, T') profiles of `quantity` at log `row` (0 or -1) of the runs that have it."""
     profiles = [r.norms[quantity][row] for r in runs if r.norms and quantity in r.norms]
     return np.stack(profiles).astype(np.float64) if profiles else None
+
+
+def dynamics_median(runs: list[RunResult], name: str, row: int) -> float | None:
+    """Median over seeds of dynamics[name] (lyapunov: λ₁, its first column) at the training step
+    of profile log `row`; None when no run logged it there (matched by step: rows may lag)."""
+    values = []
+    for run in dynamics_runs([r for r in runs if r.norms is not None], name):
+        rows = np.flatnonzero(run.dynamics["steps"] == run.norms["steps"][row])
+        if rows.size:
+            values.append(np.ravel(run.dynamics[name][rows[0]])[0])
+    return median(values)
+
+
+def draw_theory(ax, cell: str, runs: list[RunResult], stack: np.ndarray, row: int) -> None:
+    """Lines anchored at the median profile's last point (t = T'): λ₁'s slope and σ_max's bound.
+
+    The axes keep the measured profiles' y-limits (set after drawing) and clip these lines to
+    them, so a growing bound leaves through the top instead of stretching the scale."""
+    profile = spread(stack)[0]
+    anchor = profile[-1]
+    if not (np.isfinite(anchor) and anchor > 0):  # an underflowed or diverged end: no anchor
+        return
+    t = np.arange(1, profile.size + 1)
+    back = profile.size - t  # T'−1−t in 0-based steps: how far back from the last step
+    when = "init" if row == 0 else "final"
+    rates = {"lyapunov": dynamics_median(runs, "lyapunov", row)}
+    sigma = dynamics_median(runs, "sigma_max", row)
+    if sigma is not None and sigma > 0:
+        rates["bound"] = np.log(sigma)
+    for kind, rate in rates.items():
+        if rate is None:
+            continue
+        with np.errstate(over="ignore", under="ignore"):
+            line = positive_or_nan(anchor * np.exp(rate * back))
+        value = rate if kind == "lyapunov" else sigma
+        ax.plot(t, line, color=cell_colour(cell), gid=f"{cell}:{kind}:{when}", clip_on=True,
+                label=THEORY_LABELS[kind].format(value), **THEORY_STYLES[kind])
 
 
 def when_label(runs: list[RunResult], row: int) -> str:
@@ -58,8 +108,10 @@ def gradient_decay_figure(runs: list[RunResult], title: str) -> Figure:
 
     Each panel: median over seeds of h_norms[row] (solid), c_norms[row] (dotted) and x_norms[row]
     (dashed) against t = 1 … T', a min–max band, and ▼ on the bottom axis where any seed's norm is
-    exactly 0. A cell whose error signal travels back through another state than h (its
-    `grad_profile`, e.g. the LRU's x) is drawn without h, a readout that only the read steps feed.
+    exactly 0. Thin, over the profile of the cell's `grad_profile`, where dynamics.npz has them:
+    the Lyapunov λ₁ slope (dash-dot) and Pascanu's bound σ_max^{T'−t} (dotted). A cell whose
+    error signal travels back through another state than h (its `grad_profile`, e.g. the LRU's
+    x) is drawn without h, a readout that only the read steps feed.
     """
     cells = by_cell([r for r in runs if r.norms is not None])
     stacks = {(cell, q, row): profile_stack(group, q, row)
@@ -82,6 +134,9 @@ def gradient_decay_figure(runs: list[RunResult], title: str) -> Figure:
                 draw_spread(ax, t, stack, colour, gid, bottom, style, name)
                 zeros = t[(stack == 0).any(axis=0)]
                 mark_bottom(ax, zeros, colour, f"{gid}:zeros", quantity == "h_norms", ZERO_LABELS[quantity])
+            profile = stacks.get((cell, group[0].grad_profile, row))
+            if profile is not None:
+                draw_theory(ax, cell, group, profile, row)
             annotate_decay(ax, group, row)
             ax.set_title(f"{cell_label(cell)} · {when_label(group, row)}", color=colour, fontsize=10)
             ax.grid(True, which="major", alpha=0.3)

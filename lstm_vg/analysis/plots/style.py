@@ -110,3 +110,35 @@ def seeds_phrase(runs: list[RunResult], key: str | None = None) -> str:
     sizes = Counter((r.cell, repr(r.value(key)) if key else None) for r in runs)
     n = max(sizes.values())
     return "1 seed" if n == 1 else f"median of {n} seeds, band = min–max"
+
+
+# ---- the dynamics figures (dynamics.npz; docs/plots.md) --------------------------------------
+
+THEORY_STYLES = {"lyapunov": {"linestyle": "-.", "linewidth": 1.1},  # thin: a prediction, not data
+                 "bound": {"linestyle": (0, (1, 1.5)), "linewidth": 1.3}}
+THEORY_LABELS = {"lyapunov": "Lyapunov λ₁ slope (λ₁ = {:.3g}/step)",
+                 "bound": "Pascanu bound σ_max^{{T−t}} (σ_max = {:.3g})"}
+REFERENCE_STYLE = {"color": "0.35", "linewidth": 0.9}  # the zero line, σ = 1: no cell's colour
+
+
+def dynamics_runs(runs: list[RunResult], *names: str) -> list[RunResult]:
+    """The runs whose dynamics.npz holds every array in `names` with at least one logged row
+    (runs without the file, older results, have none)."""
+    return [r for r in runs if r.dynamics is not None and r.dynamics["steps"].size
+            and all(name in r.dynamics and r.dynamics[name].size for name in names)]
+
+
+def first_seed(runs: list[RunResult]) -> RunResult:
+    """The run of the lowest seed: the representative of figures that show one run."""
+    return min(runs, key=lambda r: (r.seed is None, r.seed or 0))
+
+
+def finite_limits(*arrays, floor: float = -np.inf) -> tuple[float, float] | None:
+    """(low, high) of the finite values with a 5% margin, low no lower than `floor`; None if none."""
+    values = np.concatenate([np.ravel(np.asarray(a, np.float64)) for a in arrays])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    low, high = max(values.min(), floor), values.max()
+    pad = 0.05 * (high - low) or 0.05 * max(abs(high), 1e-3)
+    return low - pad, high + pad
