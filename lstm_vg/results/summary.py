@@ -89,10 +89,10 @@ def steps_in_past(norms: np.ndarray, floor: float = 1e-20) -> int:
 
 
 def steps_reached(reach: np.ndarray) -> float:
-    """Steps in the past as Pascanu, Mikolov & Bengio's code counts them (`pascanur/trainingRNNs`,
-    RNN.py, `n_elems`): over the examples, the mean number of steps t whose ‖∂C/∂h_t‖² ≥ 1e-20,
-    i.e. Σ_t reach[t]; their printed figure is this over T'."""
-    return float(np.sum(np.asarray(reach, np.float64)))
+    """"Steps in the past" as Pascanu, Mikolov & Bengio's code prints it (`pascanur/trainingRNNs`,
+    RNN.py, `n_elems.mean()`): the fraction of the steps, averaged over the examples, at which
+    that example's ‖∂C/∂h_t‖² ≥ 1e-20, i.e. the mean over t of reach[t]; in [0, 1]."""
+    return float(np.mean(np.asarray(reach, np.float64)))
 
 
 def past_fields(norms: dict, grad_profile: str) -> dict:
