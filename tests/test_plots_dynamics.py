@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lstm_vg.analysis import grouping, plots
+from lstm_vg.analysis import grouping, plots, report
 
 from helpers import TINY, invoke
 
@@ -193,3 +193,8 @@ def test_results_without_dynamics_plot_as_before(folder, tmp_path):
     assert not {g for g in gids(figure) if ":lyapunov" in g or ":bound" in g}
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert len(texts) == 4 and not any("λ₁" in t for t in texts)
+    table, skipped = report.report_path(old, "json")  # and they still report, the new columns empty
+    rows = json.loads(table)
+    assert not skipped and len(rows) == 2
+    assert all(r["predicted_decay_rate_init_median"] is None and r["grad_ratio_init_median"] is not None
+               for r in rows)
