@@ -279,7 +279,8 @@ def with_defaults(raw: dict, source: str) -> dict:
         section = raw.get(name)
         if not isinstance(section, (dict, type(None))):
             raise UserError(f"{source}: {name}: expected a mapping, got {type_name(section)}")
-        defaults = {f.name: plain(f.default) if f.name == "options" else f.default for f in fields(cls)}
+        defaults = {f.name: plain(f.default) if f.name == "options" else
+                    list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(cls)}
         out[name] = defaults | (section or {})
     return out
 

@@ -254,7 +254,8 @@ def real_results(tmp_path_factory) -> Path:
     return out / "tiny"
 
 
-FILES = ("config.yaml", "meta.json", "metrics.csv", "gradients.npz", "params.npz", "summary.json")
+FILES = ("config.yaml", "meta.json", "metrics.csv", "gradients.npz", "dynamics.npz", "params.npz",
+         "summary.json")
 damages = st.tuples(
     st.sampled_from(["cell=rnn,seed=0", "cell=lstm,seed=1"]),
     st.sampled_from(FILES),
@@ -299,3 +300,23 @@ def test_a_config_key_added_since_an_old_run_was_written_is_not_a_swept_key(tree
     old.write_text(yaml.safe_dump(raw))
     experiments, _ = grouping.load_results(tree / "single")
     assert grouping.swept_keys(experiments[0].runs) == ("model.cell",)
+
+
+@pytest.mark.parametrize("older", ["no diagnostics key", "diagnostics swept"])
+def test_configs_with_and_without_diagnostics_group_and_report(real_results, tmp_path, older):
+    """A run written before `log.diagnostics` existed reads as the default (so it is not a swept
+    key); runs that differ in it form settings keyed by the list (a list is not hashable)."""
+    folder = Path(shutil.copytree(real_results, tmp_path / "tiny"))
+    config = folder / "cell=rnn,seed=0" / "config.yaml"
+    raw = yaml.safe_load(config.read_text())
+    if older == "no diagnostics key":
+        for key in ("diagnostics", "lyapunov_exponents", "connectivity_examples"):
+            del raw["log"][key]
+    else:
+        raw["log"]["diagnostics"] = ["lyapunov"]
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    [experiment], skipped = grouping.load_results(folder)
+    assert not skipped
+    assert ("log.diagnostics" in experiment.swept_keys) == (older == "diagnostics swept")
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output

@@ -30,8 +30,9 @@ class ExperimentResults:
         return self.folder.name
 
     def setting(self, run: RunResult) -> tuple[tuple[str, object], ...]:
-        """The run's swept values other than the cell: runs of one setting compare cells."""
-        return tuple((key, run.value(key)) for key in self.swept_keys if key != CELL_KEY)
+        """The run's swept values other than the cell: runs of one setting compare cells. A list
+        value (e.g. `log.diagnostics`) as a tuple, so that settings can be grouped by."""
+        return tuple((key, hashable(run.value(key))) for key in self.swept_keys if key != CELL_KEY)
 
     def settings(self) -> dict[tuple, list[RunResult]]:
         """Runs grouped by `setting`, in sorted order."""
@@ -40,6 +41,11 @@ class ExperimentResults:
             groups.setdefault(self.setting(run), []).append(run)
         return dict(sorted(groups.items(), key=lambda item: [sort_key(v) for _, v in item[0]]))
 
+
+
+def hashable(value):
+    """A config value as a dict key: lists (and lists in lists) as tuples."""
+    return tuple(hashable(v) for v in value) if isinstance(value, list) else value
 
 
 def swept_keys(runs: list[RunResult]) -> tuple[str, ...]:
