@@ -1,5 +1,5 @@
-"""Shared by the tests: the real CLI in process, and comparing results folders (the tests that
-check two ways of training agree)."""
+"""Shared by the tests: the real CLI in process, comparing results folders (the tests that
+check two ways of training agree), and finding a figure's artists by gid."""
 
 import csv
 from pathlib import Path
@@ -38,3 +38,15 @@ def assert_same_results(a: Path, b: Path, runs: int) -> None:
                 assert sorted(x) == sorted(y)
                 for key in x:
                     np.testing.assert_array_equal(x[key], y[key], err_msg=f"{run}/{arrays}/{key}")
+
+
+def artist(figure, gid):
+    """The one artist with this gid in the figure."""
+    found = [a for ax in figure.axes for a in ax.get_children() if a.get_gid() == gid]
+    assert len(found) == 1, f"{gid}: {len(found)} artists"
+    return found[0]
+
+
+def gids(figure) -> set:
+    """Every gid set on an artist of the figure's axes."""
+    return {a.get_gid() for ax in figure.axes for a in ax.get_children() if a.get_gid()}

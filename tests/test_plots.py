@@ -9,7 +9,7 @@ from matplotlib.image import imread
 from lstm_vg.analysis import grouping, plots
 from lstm_vg.analysis.plots import style
 
-from helpers import invoke
+from helpers import artist, gids, invoke
 from test_results import LENGTHS, SEEDS, STEPS, metric_rows, profile, write_run, write_single, write_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -22,17 +22,6 @@ def sweep(tmp_path_factory):
 
 def setting_runs(experiment, length):
     return experiment.settings()[(("task.length", length),)]
-
-
-def artist(figure, gid):
-    """The one artist with this gid in the figure."""
-    found = [a for ax in figure.axes for a in ax.get_children() if a.get_gid() == gid]
-    assert len(found) == 1, f"{gid}: {len(found)} artists"
-    return found[0]
-
-
-def gids(figure) -> set:
-    return {a.get_gid() for ax in figure.axes for a in ax.get_children() if a.get_gid()}
 
 
 def median_profile(cell, length, log):

@@ -13,7 +13,7 @@ import pytest
 
 from lstm_vg.analysis import grouping, plots, report
 
-from helpers import TINY, invoke
+from helpers import TINY, artist, gids, invoke
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -38,17 +38,6 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(folder):
     return list(grouping.load_results(folder)[0][0].runs)
-
-
-def artist(figure, gid):
-    """The one artist with this gid in the figure (as in test_plots)."""
-    found = [a for ax in figure.axes for a in ax.get_children() if a.get_gid() == gid]
-    assert len(found) == 1, f"{gid}: {len(found)} artists"
-    return found[0]
-
-
-def gids(figure) -> set:
-    return {a.get_gid() for ax in figure.axes for a in ax.get_children() if a.get_gid()}
 
 
 def stored(folder, cell, name):

@@ -145,7 +145,7 @@ def marker_fields(norms: dict, channel: int | None) -> dict:
     examples, inputs = norms.get("connectivity_examples"), norms.get("connectivity_inputs")
     if channel is None or examples is None or inputs is None:
         return {"connectivity_at_markers_init": None, "connectivity_at_markers_final": None}
-    inputs = inputs[-1]  # a constant: one array per log in the run's log, the same every time
+    inputs = inputs[-1]  # a constant: the run's log keeps it as a one-entry list
     return {"connectivity_at_markers_init": marker_share(examples[0], inputs, channel),
             "connectivity_at_markers_final": marker_share(examples[-1], inputs, channel)}
 
