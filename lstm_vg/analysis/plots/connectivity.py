@@ -2,7 +2,8 @@
 the prediction ŷ depends on each input x_t, ‖∂ŷ/∂x_t‖, for one representative run per cell (the
 lowest seed). Top: log10 of the probe batch's mean over (training step × t); bottom: the first
 stored probe sequence's connectivity at the first and the last logged step, with its marked
-inputs (adding: the two markers; other tasks: the steps whose input is not the usual one).
+inputs (adding, multiplication: the two markers; temporal order: its relevant symbols; other
+tasks: the steps whose input is not the usual one).
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from lstm_vg.results.read import RunResult
 def marked_steps(task: str, inputs: np.ndarray) -> tuple[np.ndarray, str]:
     """t (1-based) of the inputs that matter in one sequence `inputs` (T', I), and their name.
 
-    Adding (either variant): channel 1 is the marker, 1 at the two summed values. A one-hot task
-    (copy): the steps whose symbol is not the most common one (the blank): the data and the
-    delimiter. Anything else: none."""
+    Adding and multiplication (either variant): channel 1 is the marker, 1 at the two operands.
+    Temporal order (any variant): channels 0 and 1 are its relevant symbols (A/B, X/Y). Another
+    one-hot task (copy): the steps whose symbol is not the most common one (the blank): the data
+    and the delimiter. Anything else: none."""
     inputs = np.asarray(inputs, np.float64)
-    if task == "adding" and inputs.shape[1] >= 2:
+    if task in ("adding", "multiplication") and inputs.shape[1] >= 2:
         return np.flatnonzero(inputs[:, 1] == 1) + 1, "marked input (marker = 1)"
+    if task == "temporal_order" and inputs.shape[1] >= 2:
+        return np.flatnonzero(inputs[:, :2].sum(axis=1) == 1) + 1, "relevant symbol (A/B, X/Y)"
     if inputs.shape[1] > 2:
         symbols = np.argmax(inputs, axis=1)
         usual = np.bincount(symbols).argmax()

@@ -15,7 +15,8 @@ CELL_COLOURS = {"rnn": "#D55E00", "lstm": "#0072B2", "gru": "#CC79A7",  # Okabe�
 OTHER_COLOURS = ("#000000", "#8C564B", "#7F7F7F")  # any other cell: none a built-in's
 CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "indrnn": "IndRNN", "exprnn": "expRNN",
                "lru": "LRU"}
-LOSS_LABELS = {"adding": "MSE", "copy": "cross-entropy per step (nats)"}
+LOSS_LABELS = {"adding": "MSE", "copy": "cross-entropy per step (nats)", "multiplication": "MSE",
+               "temporal_order": "cross-entropy at the last step (nats)"}
 BASELINE_STYLE = {"color": "0.25", "linestyle": "--", "linewidth": 1.2}
 THRESHOLD_STYLE = {"color": "#BCBD22", "linestyle": ":", "linewidth": 1.8}  # no cell's colour
 NORM_STYLES = {"h_norms": ("-", "‖∂L/∂h_t‖"), "c_norms": (":", "‖∂L/∂c_t‖"),
