@@ -16,7 +16,7 @@ import yaml
 from lstm_vg.devices import cpu_cores
 from lstm_vg.results import write
 
-from helpers import TINY, assert_same_results, invoke, read_rows
+from helpers import DIAGNOSTICS, TINY, assert_same_results, invoke, read_rows
 
 SUMMARY_FIELDS = {
     "status", "cell", "task", "length", "seed", "steps", "baseline_loss", "final_train_loss",
@@ -28,7 +28,7 @@ SUMMARY_FIELDS = {
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    result = invoke("run", TINY, "--out", out)
+    result = invoke("run", TINY, "--out", out, "--set", DIAGNOSTICS)
     assert result.exit_code == 0, result.output
     return out / "tiny", result
 

@@ -13,12 +13,12 @@ import pytest
 
 from lstm_vg.analysis import grouping, plots, report
 
-from helpers import TINY, artist, gids, invoke
+from helpers import DIAGNOSTICS, TINY, artist, gids, invoke
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-TINY_RUN = ("task.length=10", "model.hidden=4", "train.steps=20", "log.every=10", "log.eval_batch=8",
-            "log.probe_batch=4")  # tiny.yaml: rnn and lstm, 2 seeds, adding
+TINY_RUN = (DIAGNOSTICS, "task.length=10", "model.hidden=4", "train.steps=20", "log.every=10",
+            "log.eval_batch=8", "log.probe_batch=4")  # tiny.yaml: rnn and lstm, 2 seeds, adding
 OLD_FIGURES = ("gradient-decay", "decay-heatmap", "learning-curves")
 NEW_FIGURES = ("spectrum", "connectivity", "timescales")
 DYNAMICS_FIELDS = {f"{name}_{when}" for when in ("init", "final") for name in (

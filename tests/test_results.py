@@ -25,7 +25,7 @@ from lstm_vg.errors import UserError
 from lstm_vg.results import read
 from lstm_vg.results import summary as summaries
 
-from helpers import TINY
+from helpers import DIAGNOSTICS, TINY
 
 STEPS = (0, 10, 20, 30)  # logged steps of every synthetic run
 LENGTHS = (8, 12, 16)  # the T sweep
@@ -250,7 +250,7 @@ def test_nothing_readable_is_one_user_error_naming_the_first_file(tmp_path):
 def real_results(tmp_path_factory) -> Path:
     """A results folder written by `lstm-vg run` on the tiny config (2 cells × 2 seeds)."""
     out = tmp_path_factory.mktemp("real")
-    assert CliRunner().invoke(app, ["run", str(TINY), "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(app, ["run", str(TINY), "--out", str(out), "--set", DIAGNOSTICS]).exit_code == 0
     return out / "tiny"
 
 
@@ -265,7 +265,7 @@ damages = st.tuples(
 )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(damages, min_size=1, max_size=3), st.sampled_from(["report", "plot"]))
 def test_damaged_results_are_skipped_with_a_warning_or_refused_in_one_line(real_results, damage, command):
     """Deleted, truncated, emptied or junk files in real run folders: `report` and `plot` still

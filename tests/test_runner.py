@@ -8,7 +8,7 @@ import pytest
 from lstm_vg import config
 from lstm_vg.training import checkpoint, loop
 
-from helpers import TINY, assert_same_results
+from helpers import DIAGNOSTICS, TINY, assert_same_results
 
 
 class StopAt:
@@ -34,7 +34,7 @@ class StopAt:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    folder, _ = loop.run_experiment(config.load(TINY), tmp_path_factory.mktemp("whole"))
+    folder, _ = loop.run_experiment(config.load(TINY, [DIAGNOSTICS]), tmp_path_factory.mktemp("whole"))
     return folder
 
 
@@ -43,7 +43,7 @@ def test_resumed_runs_equal_uninterrupted_runs_bit_for_bit(uninterrupted, tmp_pa
     """Ctrl-C after a chunk between logs (5, 15) or right after a log (10), then resume: the
     interrupted batch continues from its checkpoint, the batch never started starts, and every
     run ends with the metrics, params and gradient profiles of an uninterrupted run."""
-    c = config.load(TINY)
+    c = config.load(TINY, [DIAGNOSTICS])
     with pytest.raises(KeyboardInterrupt):
         loop.run_experiment(c, tmp_path, progress=StopAt(stop_at))
     cut = tmp_path / "tiny"
