@@ -50,6 +50,10 @@ class TaskConfig:
     length: int = option(100, int, low=2)
     threshold: float | None = option(None, float, optional=True)
     variant: str = option("standard", str, choices=registry("tasks", "VARIANT_NAMES"))
+    # pixels only: pixel order, blank steps after the image, IDX folder (default: packaged digits)
+    order: str = option("sequential", str, choices=registry("tasks", "ORDERS"))
+    pad: int = option(0, int, low=0)
+    data: str | None = option(None, str, optional=True)
 
 
 @dataclass(frozen=True)
@@ -222,11 +226,25 @@ def check_schedule(config: Config, where: str) -> None:
         )
 
 
-def make_task(task: TaskConfig, where: str):
-    """The `lstm_vg.core.tasks` Task the section describes, or a UserError naming `where` when
-    the task's own rules refuse it (a variant may need a longer T, or may not exist)."""
+def refuse_other_keys(task: TaskConfig, where: str) -> None:
+    """A UserError for a task key, changed from its default, that the task does not take."""
+    pixels = task.name == "pixels"
+    for key in ("length", "variant") if pixels else ("order", "pad", "data"):
+        if getattr(task, key) != getattr(TaskConfig, key):
+            raise UserError(f"{where}: task.{key}: " + (
+                "pixels does not take it; its length is the image's pixel count + task.pad" if pixels
+                else f"only the pixels task takes it; {task.name} takes name, length, threshold, variant"))
+
+
+def make_task(task: TaskConfig, where: str, folder: str = "."):
+    """The `lstm_vg.core.tasks` Task the section describes (pixels: `datasets.pixels_task`), or a
+    UserError naming `where` when the task's own rules refuse it (a variant may need a longer T)."""
+    from lstm_vg import datasets
     from lstm_vg.core import tasks
 
+    refuse_other_keys(task, where)
+    if task.name == "pixels":
+        return datasets.pixels_task(task, folder, where)
     try:
         return tasks.make(task.name, task.length, task.threshold, task.variant)
     except KeyError as error:
@@ -266,7 +284,7 @@ def from_mapping(raw, source: str, default_name: str = "experiment", folder: str
     for run in config.runs:
         where = f"{source}" + (f" (run {run.name})" if config.sweep else "")
         check_schedule(run.config, where)
-        make_task(run.config.task, where)
+        make_task(run.config.task, where, folder)
     return config
 
 

@@ -69,7 +69,7 @@ def test_the_core_imports_only_the_core(path):
 
 
 @pytest.mark.parametrize("name", ["__init__.py", "api.py", "cli.py", "config.py", "validate.py",
-                                  "experiments.py", "devices.py", "errors.py"])
+                                  "experiments.py", "devices.py", "errors.py", "datasets.py"])
 def test_the_shell_loads_no_trainer_or_jax_when_imported(name):
     assert not reaches(top_level_imports(PACKAGE / name), ("lstm_vg.training", "lstm_vg.core", *HEAVY))
 

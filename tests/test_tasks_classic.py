@@ -285,7 +285,7 @@ def test_solved_is_eval_accuracy_at_least_the_threshold_as_the_results_record(ta
 
 
 def test_registries_list_the_new_tasks_and_their_variants():
-    assert list(tasks.TASKS) == ["adding", "copy", "temporal_order", "multiplication"]
+    assert list(tasks.TASKS) == ["adding", "copy", "temporal_order", "multiplication", "pixels"]
     assert tasks.VARIANT_NAMES == ("standard", "hochreiter1997", "hochreiter1997_6b")
     with pytest.raises(KeyError) as error:
         tasks.get("multiplication", "hochreiter1997_6b")

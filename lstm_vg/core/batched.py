@@ -5,13 +5,16 @@ device's share trained with `lax.map` (CPU) or `vmap` (GPU/TPU)::
     evaluate = jit(map(trainer.evaluate))   # eval loss/accuracy + per-timestep gradient norms
 
 With several devices the runs axis is split over them (`runs_sharding`, `shard_map`); spare
-devices can split each run's training batch (the mesh's "batch" axis).
+devices can split each run's training batch (the mesh's "batch" axis). A task's data set
+(`pixels`' images) is an argument of both, bound by `WithData`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,22 +53,57 @@ def fenced(fn):
     return lambda *args: barrier(fn(*barrier(args)))
 
 
+@dataclass(frozen=True)
+class WithData:
+    """A compiled function of (states, data) with the data bound: called, lowered and compiled on
+    the states alone (`f(states)`, `f.lower(states).compile()`); anything else is `fn`'s."""
+
+    fn: Callable  # jitted, or its Lowered or Compiled
+    data: Any
+
+    def __call__(self, states):
+        return self.fn(states, self.data)
+
+    def lower(self, states) -> WithData:
+        return WithData(self.fn.lower(states, self.data), self.data)
+
+    def compile(self) -> WithData:
+        return WithData(self.fn.compile(), self.data)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.fn, name)
+
+
 def compile_batched(trainer: Trainer, sharding: NamedSharding | None = None,
-                    vectorize: bool | None = None):
+                    vectorize: bool | None = None) -> tuple[WithData, WithData]:
     """(chunk, evaluate) over a leading runs axis, each jit-compiled once for this Trainer.
 
     The runs on one device are vmapped (`vectorize`, the default on GPU/TPU, where batching is
     what fills the device) or run one after another with `lax.map` (the default on CPU, where
     it is faster and each run's numbers do not depend on how many runs share the device). With
     a `runs_sharding` every device trains its share of the runs (place the states there first).
+
+    The task's data set (`Trainer.data`: pixels' images, uint8) is put on the devices once, whole
+    on each, and passed to both functions as an argument: a closed-over array would be compiled
+    into each as a constant (for MNIST, 47 MB: slower to compile, and a copy in each
+    executable; docs/architecture.md).
     """
     vectorize = jax.default_backend() != "cpu" if vectorize is None else vectorize
 
-    def over_runs(fn):
-        fn = jax.vmap(fn) if vectorize else partial(jax.lax.map, fenced(fn))
+    def over_runs(method: str):
+        def fn(states, data):
+            run = getattr(trainer.with_data(data), method)
+            return (jax.vmap(run) if vectorize else partial(jax.lax.map, fenced(run)))(states)
+
         if sharding is None:
             return fn
-        runs = PartitionSpec(RUNS_AXIS)
-        return jax.shard_map(fn, mesh=sharding.mesh, in_specs=runs, out_specs=runs, check_vma=False)
+        specs = (PartitionSpec(RUNS_AXIS), PartitionSpec())  # the data whole on every device
+        return jax.shard_map(fn, mesh=sharding.mesh, in_specs=specs, out_specs=PartitionSpec(RUNS_AXIS),
+                             check_vma=False)
 
-    return jax.jit(over_runs(trainer.chunk), donate_argnums=0), jax.jit(over_runs(trainer.evaluate))
+    data = jax.device_put(trainer.data, None if sharding is None else NamedSharding(sharding.mesh,
+                                                                                   PartitionSpec()))
+    return (WithData(jax.jit(over_runs("chunk"), donate_argnums=0), data),
+            WithData(jax.jit(over_runs("evaluate")), data))

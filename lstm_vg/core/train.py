@@ -7,12 +7,14 @@ gradient norms; `lstm_vg.core.batched` runs them over a leading axis of runs.
 
 Randomness comes only from each run's root key: batch k is sampled from
 fold_in(fold_in(key, DATA), k), so a run resumed at step k sees the same data it would have seen;
-the eval and probe batches are fixed per run. The learning rate lives in the optimizer state
+the eval and probe batches are fixed per run (a task with a held-out split, `pixels`, is
+evaluated on fixed test examples: its `sample_eval`). The learning rate lives in the optimizer state
 (`optax.inject_hyperparams`), so runs that differ only in lr or init share one compiled loop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -148,6 +150,21 @@ class Trainer:
         return {"parameters": 5 * count * size, "training": backward(self.batch // self.batch_shards, False),
                 "evaluation": evaluation}
 
+    @property
+    def data(self):
+        """The task's data set (a pytree of host arrays: `pixels`' images), or None for a task
+        that samples everything from a key."""
+        return getattr(self.task, "data", None)
+
+    def with_data(self, data) -> Trainer:
+        """This Trainer with its task reading `data`, the same data set as other arrays (the
+        compiled functions' argument: see `batched.compile_batched`)."""
+        return self if data is None else dataclasses.replace(self, task=self.task.with_data(data))
+
+    def data_bytes(self) -> int:
+        """The device memory the data set takes, once per device (whatever the runs)."""
+        return sum(int(np.asarray(leaf).nbytes) for leaf in jax.tree.leaves(self.data))
+
     def tx(self, learning_rate: float = 1e-3):
         return make_optimizer(self.optimizer, learning_rate, self.clip, self.momentum, self.cell)
 
@@ -209,9 +226,9 @@ class Trainer:
     def evaluate(self, state: TrainState) -> dict:
         """Eval loss/accuracy on the fixed eval batch; loss, grad norm and per-timestep gradient
         norms (see `gradients`) on the fixed probe batch."""
-        xs, targets = self.task.sample(
-            jax.random.fold_in(state.key, EVAL), self.eval_batch, self.dtype
-        )
+        # a task with a held-out split (pixels) evaluates on it: its `sample_eval`
+        sample_eval = getattr(self.task, "sample_eval", self.task.sample)
+        xs, targets = sample_eval(jax.random.fold_in(state.key, EVAL), self.eval_batch, self.dtype)
         outputs = model.apply(self.cell, self.task, state.params, xs, None, self.scan_unroll, self.remat)
         xs_probe, targets_probe = self.task.sample(
             jax.random.fold_in(state.key, PROBE), self.probe_batch, self.dtype

@@ -75,7 +75,9 @@ def holds_run(folder: Path, run: Run) -> bool:
     """Whether `folder`'s config.yaml is this run's config (read through the schema, so a key
     added to lstm-vg since, at its default, still counts as the same)."""
     try:
-        saved = config.from_mapping(read.read_config(folder / fmt.CONFIG), str(folder))
+        # relative paths in it (task.data) mean what they mean in the run's own config
+        saved = config.from_mapping(read.read_config(folder / fmt.CONFIG), str(folder),
+                                    folder=run.config.folder)
     except (OSError, ValueError, yaml.YAMLError, UserError):
         return False
     return saved == run.config

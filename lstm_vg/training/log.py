@@ -44,6 +44,7 @@ def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int, ce
         "devices": devices,
         "batch_shards": batch_shards,
         **fmt.task_fields(task),
+        **({"task_data": task.record} if hasattr(task, "record") else {}),  # pixels: source, sha256
         **({"cell_source": source} if source else {}),
         "grad_profile": f"{getattr(cell, 'recurrent_state', 'h')}_norms",
         "started": fmt.now(),

@@ -90,7 +90,7 @@ def made(name: str, options: tuple, horizon: int, where: str):
 
 def make_trainer(c: Config, batch_shards: int = 1) -> train.Trainer:
     """The Trainer of a run's config (`batch_shards`: see `layout`)."""
-    task = config.make_task(c.task, c.source or c.name)
+    task = config.make_task(c.task, c.source or c.name, c.folder)
     cell = make_cell(c, task)
     if c.train.remat and not autodiff.has_fast_path(cell):
         raise UserError(f"{c.source or c.name}: train.remat: only cells with a hand-written backward "
@@ -155,7 +155,7 @@ class Batch:
     @property
     def label(self) -> str:
         c = self.config
-        return f"{c.model.cell} · {c.task.name} T={c.task.length} · {len(self.runs)} run(s)"
+        return f"{c.model.cell} · {c.task.name} T={self.trainer.task.length} · {len(self.runs)} run(s)"
 
     @cached_property
     def trainer(self) -> train.Trainer:
@@ -188,7 +188,9 @@ class Batch:
         groups = max(len(self.devices) // self.shards, 1)
         together = 1 if device.platform == "cpu" else -(-len(self.runs) // groups)
         need = self.trainer.memory_bytes()
+        # the task's data set (pixels' images) lies once on each device, shared by its runs
         total = together * (need["parameters"] + max(need["training"], need["evaluation"]))
+        total += self.trainer.data_bytes()
         return {"gib": total / 2**30, "limit_gib": device_memory_bytes(device) / 2**30,
                 "device": device, "together": together, "need": need}
 
@@ -207,10 +209,11 @@ def check_memory(batch: Batch, where: str) -> None:
     if memory["gib"] <= memory["limit_gib"]:
         return
     gib = {k: f"{v / 2**30:.1f}" for k, v in memory["need"].items()}
+    knob = "task.pad" if batch.config.task.name == "pixels" else "task.length"  # what sets T'
     raise UserError(
         f"{where}: {batch.label} needs about {memory['gib']:.1f} GiB ({memory['together']} run(s) "
         f"at once; per run: parameters {gib['parameters']}, training {gib['training']}, evaluation "
         f"{gib['evaluation']}), more than the {memory['limit_gib']:.1f} GiB of this "
-        f"{memory['device'].platform} device; lower task.length, train.batch, model.hidden or "
+        f"{memory['device'].platform} device; lower {knob}, train.batch, model.hidden or "
         f"log.eval_batch, or set train.remat"
     )

@@ -39,8 +39,15 @@ multiplication (length T)
     RNN.py does not count as errors. Solved: accuracy ≥ threshold (default 0.99). Needs T ≥ 10.
     Variant `hochreiter1997`: see `Multiplication1997`.
 
-The classes live in `base` (what the tasks share), `arithmetic` (adding, multiplication), `copy`
-and `temporal_order`; this module is their registry: `get(name, variant)`, `make(...)`.
+pixels (T' = the image's P pixels + pad)
+    An image read one pixel a step (row-major, or `order: permuted`: one fixed permutation),
+    then `pad` zero steps; its class (10) read at the last step. Loss: cross-entropy at the last
+    step. Baseline: the entropy of the train labels' frequencies. Accuracy: argmax right.
+    Solved: accuracy ≥ threshold (default 0.8). The images are data, not drawn from a key: the
+    task is made by `Pixels.of` from arrays the shell reads (`lstm_vg.datasets`); see `pixels`.
+
+The classes live in `base` (what the tasks share), `arithmetic` (adding, multiplication), `copy`,
+`temporal_order` and `pixels`; this module is their registry: `get(name, variant)`, `make(...)`.
 """
 
 from __future__ import annotations
@@ -48,15 +55,17 @@ from __future__ import annotations
 from lstm_vg.core.tasks.arithmetic import Adding, Adding1997, Multiplication, Multiplication1997
 from lstm_vg.core.tasks.base import ClassAtTheEnd, SolvedBy, VariableLength
 from lstm_vg.core.tasks.copy import Copy
+from lstm_vg.core.tasks.pixels import ORDERS, PixelArrays, Pixels
 from lstm_vg.core.tasks.temporal_order import TemporalOrder, TemporalOrder1997, TemporalOrder1997b
 
 __all__ = ["Adding", "Adding1997", "ClassAtTheEnd", "Copy", "Multiplication", "Multiplication1997",
-           "SolvedBy", "TemporalOrder", "TemporalOrder1997", "TemporalOrder1997b", "VariableLength",
+           "ORDERS", "PixelArrays", "Pixels", "SolvedBy", "TemporalOrder", "TemporalOrder1997",
+           "TemporalOrder1997b", "VariableLength",
            "Task", "TASKS", "VARIANTS", "VARIANT_NAMES", "get", "make"]
 
 Task = (Adding | Copy | TemporalOrder | Multiplication | Adding1997 | TemporalOrder1997 | TemporalOrder1997b
-        | Multiplication1997)
-TASKS: dict[str, type] = {task.name: task for task in (Adding, Copy, TemporalOrder, Multiplication)}
+        | Multiplication1997 | Pixels)
+TASKS: dict[str, type] = {task.name: task for task in (Adding, Copy, TemporalOrder, Multiplication, Pixels)}
 VARIANTS: dict[tuple[str, str], type] = {
     (task.name, task.variant): task
     for task in (Adding1997, TemporalOrder1997, TemporalOrder1997b, Multiplication1997)
@@ -66,7 +75,7 @@ VARIANT_NAMES = ("standard", *sorted({variant for _, variant in VARIANTS}))
 
 def get(name: str, variant: str = "standard") -> type:
     """The task class registered under `name` (`adding`, `copy`, `temporal_order`,
-    `multiplication`) and `variant`."""
+    `multiplication`, `pixels`) and `variant`."""
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
     if variant == "standard":
@@ -79,6 +88,9 @@ def get(name: str, variant: str = "standard") -> type:
 
 
 def make(name: str, length: int, threshold: float | None = None, variant: str = "standard") -> Task:
-    """A task instance; `threshold=None` keeps the task's default solved criterion."""
+    """A task instance; `threshold=None` keeps the task's default solved criterion. Not for
+    `pixels`, which needs its images: `Pixels.of` (`lstm_vg.config.make_task` reads them)."""
     cls = get(name, variant)
+    if cls is Pixels:
+        raise TypeError("pixels reads a data set: make it with tasks.Pixels.of(arrays, …)")
     return cls(length) if threshold is None else cls(length, threshold)
