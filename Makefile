@@ -11,8 +11,11 @@ STAMP  := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/lstm-vg run configs/adding.yaml --overwrite
 
+# The suite in 2 worker processes (pytest-xdist), each test file on one of them, so module-scoped
+# fixtures run once: CI's 2 cores. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
