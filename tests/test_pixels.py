@@ -22,6 +22,7 @@ from lstm_vg import config, datasets
 from lstm_vg.analysis.plots.connectivity import marked_steps
 from lstm_vg.core import batched, model, tasks, train, zoo
 from lstm_vg.errors import UserError
+from lstm_vg.results import read
 
 from helpers import invoke
 
@@ -309,6 +310,9 @@ def test_run_and_plot_a_tiny_pixels_config_end_to_end(tmp_path, source):
     assert meta["task_data"]["sha256"] == datasets.load(task.get("data"), str(path.parent), "x").sha256
     with np.load(run / "gradients.npz") as grads:
         assert grads["h_norms"].shape == (3, length) and np.all(np.isfinite(grads["h_norms"]))
+    (run / "summary.json").rename(tmp_path / "summary.json")  # as while it runs: T' from meta.json
+    assert read.load_run(run).length == length
+    (tmp_path / "summary.json").rename(run / "summary.json")
     plotted = invoke("plot", tmp_path / "out" / "pix")
     assert plotted.exit_code == 0 and "warning" not in plotted.output, plotted.output
     again = invoke("run", path, "--out", tmp_path / "out", "--resume")  # finished: kept, not retrained

@@ -64,6 +64,8 @@ class RunResult:
             return self.summary[field]
         if field == "seed":
             return (self.value("seeds") or [None])[0]  # a run's config holds its one seed
+        if field == "length" and "task_data" in self.meta:  # pixels: T' = the image's pixels + pad
+            return self.meta["task_data"]["pixels"] + (self.value("task.pad") or 0)
         return self.value(IDENTITY_KEYS[field])
 
     @property
