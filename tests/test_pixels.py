@@ -318,6 +318,12 @@ def test_run_and_plot_a_tiny_pixels_config_end_to_end(tmp_path, source):
     again = invoke("run", path, "--out", tmp_path / "out", "--resume")  # finished: kept, not retrained
     assert again.exit_code == 0, again.output
     assert json.loads((run / "summary.json").read_text()) == summary
+    if source == "idx":  # other images under the same path: another run, trained again
+        write_folder(tmp_path / "idx", fixture_images(seed=1))
+        swapped = invoke("run", path, "--out", tmp_path / "out", "--resume")
+        assert swapped.exit_code == 0, swapped.output
+        retrained = json.loads((run / "meta.json").read_text())
+        assert retrained["task_data"]["sha256"] != meta["task_data"]["sha256"]
 
 
 @pytest.mark.parametrize("task, expected", [

@@ -130,6 +130,11 @@ def test_the_example_cell_runs_resumes_and_plots_through_the_cli(tmp_path):
     assert "runs_in_batch" in meta and meta["runs_in_batch"] == 2  # the two seeds share a batch
     again = invoke("run", config, "--out", tmp_path / "results", "--resume")
     assert again.exit_code == 0 and "seed=0" not in again.output.split("results:")[0]  # kept
+    copy.write_text(EXAMPLE.read_text() + "# edited since\n")  # other code: other runs, trained again
+    edited = invoke("run", config, "--out", tmp_path / "results", "--resume")
+    assert edited.exit_code == 0, edited.output
+    meta = json.loads((folder / "seed=0" / "meta.json").read_text())
+    assert meta["cell_source"]["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest() != digest
     plotted = invoke("plot", folder)
     assert plotted.exit_code == 0 and "mine_gradient-decay.png" in plotted.output
 

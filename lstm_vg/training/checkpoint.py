@@ -22,6 +22,7 @@ from lstm_vg.errors import UserError
 from lstm_vg.results import format as fmt
 from lstm_vg.results import read
 from lstm_vg.results.write import write_npz
+from lstm_vg.training import plan
 
 FILE = fmt.CHECKPOINT
 WINDOW = ("loss", "grad_norm")
@@ -73,14 +74,21 @@ def saved_step(folder: Path) -> int | None:
 
 def holds_run(folder: Path, run: Run) -> bool:
     """Whether `folder`'s config.yaml is this run's config (read through the schema, so a key
-    added to lstm-vg since, at its default, still counts as the same)."""
+    added to lstm-vg since, at its default, still counts as the same), and its meta.json names
+    the same cell code and data set (`plan.sources`: a researcher's cell file edited since, or
+    other images in task.data, make it another run)."""
     try:
         # relative paths in it (task.data) mean what they mean in the run's own config
         saved = config.from_mapping(read.read_config(folder / fmt.CONFIG), str(folder),
                                     folder=run.config.folder)
+        if saved != run.config:
+            return False
+        meta = read.read_json(folder / fmt.META) or {}
+        recorded = {key: value.get("sha256") if isinstance(value := meta.get(key), dict) else None
+                    for key in ("cell_source", "task_data")}
+        return recorded == plan.sources(run.config)
     except (OSError, ValueError, yaml.YAMLError, UserError):
         return False
-    return saved == run.config
 
 
 def is_finished(folder: Path, run: Run) -> bool:

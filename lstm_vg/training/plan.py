@@ -77,6 +77,17 @@ def make_cell(c: Config, task):
     return cell
 
 
+def sources(c: Config) -> dict:
+    """sha256 of what a run's results depend on besides its config, as meta.json records them: a
+    researcher's cell file or module (`cell_source`) and the pixels task's data set
+    (`task_data`); None where the run has none."""
+    where, m = c.source or c.name, c.model
+    user = m.cell not in zoo.NAMES
+    cell = usercells.load(m.cell, m.options, c.folder, where).source["sha256"] if user else None
+    data = config.make_task(c.task, where, c.folder).sha256 if c.task.name == "pixels" else None
+    return {"cell_source": cell, "task_data": data}
+
+
 @cache
 def made(name: str, options: tuple, horizon: int, where: str):
     """A built-in protocol-path cell with its model.options and the task's T' (one object per
