@@ -159,7 +159,7 @@ def read_folder(folder: Path, stamps: tuple) -> Images:
         raise UserError(f"{paths['test', 'images']}: {test_shape[0]}×{test_shape[1]} images, but those "
                         f"of {paths['train', 'images'].name} are {train_shape[0]}×{train_shape[1]}")
     return from_arrays(arrays["train", "images"], arrays["train", "labels"], arrays["test", "images"],
-                  arrays["test", "labels"], 255, str(folder))
+                       arrays["test", "labels"], 255, str(folder))
 
 
 def stamps(folder: Path) -> tuple:
