@@ -76,6 +76,10 @@ def test_an_lru_run_through_the_cli(tmp_path):
     assert x_norms.shape == (3, 8) and np.all(h_norms[:, :-1] == 0)  # h_t is read only at T
     summary = json.loads((tmp_path / "lru" / "seed=0" / "summary.json").read_text())
     assert summary["cell"] == "lru" and summary["status"] == "done"
+    # params.npz: every layer's arrays under numbered keys, loadable without pickle
+    with np.load(tmp_path / "lru" / "seed=0" / "params.npz") as params:
+        assert {"cell/layers/0/nu_log", "cell/layers/1/theta_log"} <= set(params)
+        assert all(params[name].dtype != object for name in params)
     # the headline figures follow x, through which the error signal travels back
     assert summary["grad_profile"] == "x_norms"
     assert summary["grad_ratio_init"] == pytest.approx(x_norms[0, 0] / x_norms[0, -1], rel=1e-6)

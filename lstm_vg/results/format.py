@@ -9,7 +9,7 @@
                         each state's reach (h_reach, …)
         dynamics.npz    steps (logs,) and the diagnostics of `log.diagnostics` (Lyapunov
                         exponents, σ_max and ρ of W_h, input connectivity, keep gates)
-        params.npz      final params, flattened keys "cell/w_x", "readout/b", ...
+        params.npz      final params, flattened keys "cell/w_x", "readout/b", "cell/layers/0/nu_log", ...
         summary.json    status and the headline numbers (`results.summary`)
         checkpoint.npz  an unfinished run's training state (`training.checkpoint`)
 """
@@ -58,12 +58,14 @@ def task_fields(task) -> dict:
             "solved_relation": symbol, "solved_threshold": float(task.threshold)}
 
 
-def flatten(tree: dict, sep: str = "/", prefix: str = "") -> dict:
-    """{"cell": {"w_x": a}} → {"cell/w_x": a} (or "cell.w_x" with sep=".")."""
+def flatten(tree: dict, sep: str = "/", prefix: str = "", lists: bool = False) -> dict:
+    """{"cell": {"w_x": a}} → {"cell/w_x": a} (or "cell.w_x" with sep="."); with `lists`, a list
+    or tuple is a node too, its entries numbered: {"layers": [{"nu": a}]} → {"layers/0/nu": a}."""
     flat = {}
-    for key, value in tree.items():
+    for key, value in tree.items() if isinstance(tree, dict) else enumerate(tree):
         name = f"{prefix}{key}"
-        flat |= flatten(value, sep, f"{name}{sep}") if isinstance(value, dict) else {name: value}
+        node = isinstance(value, dict) or (lists and isinstance(value, (list, tuple)))
+        flat |= flatten(value, sep, f"{name}{sep}", lists) if node else {name: value}
     return flat
 
 

@@ -78,8 +78,9 @@ def write_logs(folder: Path, rows: list[dict], profiles: dict[str, list[np.ndarr
 
 
 def write_params(folder: Path, params: dict) -> None:
-    """params.npz: the param pytree flattened to "cell/w_x", … (host arrays)."""
-    write_npz(folder / fmt.PARAMS, {k: np.asarray(v) for k, v in flatten(params).items()})
+    """params.npz: the param pytree flattened to "cell/w_x", "cell/layers/0/nu_log", … (host
+    arrays; a list of layers numbered, so the file loads without pickle)."""
+    write_npz(folder / fmt.PARAMS, {k: np.asarray(v) for k, v in flatten(params, lists=True).items()})
 
 
 @contextlib.contextmanager
