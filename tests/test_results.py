@@ -8,6 +8,7 @@ can be checked against the numbers that went in.
 
 import csv
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from typer.testing import CliRunner
 from lstm_vg.analysis import grouping
 from lstm_vg.cli import app
 from lstm_vg.errors import UserError
-from lstm_vg.results import read
+from lstm_vg.results import read, write
 from lstm_vg.results import summary as summaries
 
 from helpers import DIAGNOSTICS, TINY
@@ -320,3 +321,17 @@ def test_configs_with_and_without_diagnostics_group_and_report(real_results, tmp
     assert ("log.diagnostics" in experiment.swept_keys) == (older == "diagnostics swept")
     result = CliRunner().invoke(app, ["report", str(folder)])
     assert result.exit_code == 0, result.output
+
+
+def test_results_files_get_the_permissions_of_a_plain_open(tmp_path):
+    """atomic_write's temporary file is mkstemp's (0600); the file it leaves must read like any
+    other the user writes: 0666 less the umask (here 022 → 0644)."""
+    previous = os.umask(0o022)
+    try:
+        write.atomic_write(tmp_path / "summary.json", b"{}\n")
+        plain = tmp_path / "plain.json"
+        plain.write_bytes(b"{}\n")
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "summary.json").stat().st_mode & 0o777
+    assert mode == plain.stat().st_mode & 0o777 == 0o644

@@ -23,9 +23,11 @@ from lstm_vg.results.format import flatten
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename over it (atomic on POSIX)."""
+    """Write to a temporary file beside `path`, then rename over it (atomic on POSIX). The file
+    gets the permissions a plain `open` would give (0666 less the umask), not mkstemp's 0600."""
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(handle, 0o666 & ~umask())
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         os.replace(tmp, path)
@@ -33,6 +35,13 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):  # already renamed when the signal came
             os.unlink(tmp)
         raise
+
+
+def umask() -> int:
+    """The process's umask (reading it means setting it: put it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def json_value(value):
