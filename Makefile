@@ -33,7 +33,8 @@ figures: $(STAMP)
 	$(BIN)/lstm-vg plot results/adding --out docs/images
 
 # The full experiments behind docs/reproductions.md (hours on a CPU; finished runs are reused):
-# results/reproduced/<experiment>/ gets the runs, report.md, the figures and the claims' verdicts.
+# results/reproduced/<experiment>/ gets the runs, report.md, report.html (one page: table, claims,
+# figures, configs), the figures and the claims' verdicts.
 EXPERIMENTS ?= $(wildcard experiments/*.yaml)
 reproduce: $(STAMP)
 	@for file in $(EXPERIMENTS); do \
@@ -42,6 +43,7 @@ reproduce: $(STAMP)
 	  status=$${PIPESTATUS[0]}; [ $$status -le 1 ] || exit $$status; \
 	  cp /tmp/lstm-vg-claims.txt $$folder/claims.txt; \
 	  $(BIN)/lstm-vg report $$folder > $$folder/report.md || exit 1; \
+	  $(BIN)/lstm-vg report $$folder --format html --out $$folder/report.html || exit 1; \
 	  $(BIN)/lstm-vg plot $$folder || exit 1; \
 	done
 

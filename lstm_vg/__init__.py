@@ -18,6 +18,8 @@ from lstm_vg.api import (  # noqa: E402  (after __version__, which the modules b
     check_claims,
     choose_devices,
     config_from_dict,
+    export,
+    figures,
     load_config,
     load_experiment,
     load_results,
@@ -31,6 +33,6 @@ from lstm_vg.errors import UserError  # noqa: E402
 
 __all__ = [
     "Reproduced", "Report", "Trained", "UserError", "check_claims", "choose_devices",
-    "config_from_dict", "load_config", "load_experiment", "load_results", "plan", "plot",
-    "report", "reproduce", "run",
+    "config_from_dict", "export", "figures", "load_config", "load_experiment", "load_results",
+    "plan", "plot", "report", "reproduce", "run",
 ]

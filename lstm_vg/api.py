@@ -82,7 +82,8 @@ def run(cfg: Config, out: PathLike = "results", *, overwrite: bool = False, resu
             non-empty folder is a UserError.
         devices, host_devices, distributed: see `choose_devices`; split_batch: spare devices
             split each run's training batch (equal to one device only to rounding).
-        progress: a `training.loop.Progress` (the CLI's progress bar); None shows nothing.
+        progress: a `training.loop.Progress` (the CLI's: `lstm_vg.progress.progress_for(console)`,
+            a progress bar and the gradient profile at every log); None shows nothing.
     """
     if overwrite and resume:
         raise UserError("--overwrite and --resume exclude each other")
@@ -156,14 +157,43 @@ class Report:
     def _repr_markdown_(self) -> str | None:  # Jupyter shows a markdown report as a table
         return self.text if self.format == "markdown" else None
 
+    def write(self, file: PathLike) -> Path:
+        """Write the text to `file` (its folder created); an unwritable place is a UserError.
+        A plain write: the file gets the umask's permissions, as every results file does."""
+        file = Path(file)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(self.text, encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"{file}: cannot write the report: {error.strerror or error}") from None
+        return file
+
 
 def report(path: PathLike, format: str = "markdown") -> Report:
     """One row per experiment, cell and swept values of the runs below `path`: losses, solved
-    fraction, gradient decay; `format` markdown, csv or json."""
+    fraction, gradient decay; `format` markdown, csv, json or html (one self-contained page: the
+    table, the claims of `path`/experiment.yaml checked, every figure, the configs, the versions)."""
     from lstm_vg.analysis import report as tables
 
+    if format == "html":
+        return html_report(Path(path))
+    if format not in tables.FORMATS:
+        raise UserError(f"--format {format}: not a report format; allowed: {', '.join(tables.FORMATS)}, html")
     text, warnings = tables.report_path(Path(path), format)
     return Report(text, format, warnings)
+
+
+def html_report(path: Path) -> Report:
+    """`report(path, "html")`: the page of `analysis.html`, with the claims `reproduce` saved in
+    `path`, checked, and the experiment file's description, when it saved them."""
+    from lstm_vg.analysis import grouping, html  # matplotlib loads only when something is drawn
+
+    found, warnings = grouping.load_results(path)
+    saved = path / experiments.CLAIMS_FILE
+    verdicts = check_claims(path).verdicts if saved.exists() else None
+    description = experiments.read_mapping(saved).get("description") if saved.exists() else None
+    title = f"{path.resolve().name} · lstm-vg report"
+    return Report(html.page(found, verdicts, title, description), "html", warnings)
 
 
 def plot(path: PathLike, out: PathLike | None = None, format: str = "png"):
@@ -172,3 +202,24 @@ def plot(path: PathLike, out: PathLike | None = None, format: str = "png"):
     from lstm_vg.analysis import plots  # matplotlib loads only when something is drawn
 
     return plots.plot_path(Path(path), None if out is None else Path(out), format)
+
+
+def figures(path: PathLike) -> dict:
+    """The figures `plot` would write for the runs below `path`, drawn but not written: a dict
+    from the file stem `plot` would use ("<experiment>_gradient-decay", …) to its
+    `matplotlib.figure.Figure`, for a notebook to show (`%matplotlib inline`) or restyle.
+    Unreadable runs are skipped and figures with nothing to draw left out (`plot` says why)."""
+    from lstm_vg.analysis import grouping, plots
+
+    experiments, _ = grouping.load_results(Path(path))
+    return {f"{experiment.name}_{stem}": figure for experiment in experiments
+            for stem, figure in plots.experiment_figures(experiment)[0].items()}
+
+
+def export(path: PathLike, tensorboard: PathLike):
+    """TensorBoard event files of the runs below `path`, one TensorBoard run per run at
+    <tensorboard>/<experiment>/<run>/ (scalars, gradient profiles and diagnostics per logged
+    step; needs the `tensorboard` extra); returns `analysis.tensorboard.Exported`."""
+    from lstm_vg.analysis import tensorboard as events
+
+    return events.export_path(Path(path), Path(tensorboard))

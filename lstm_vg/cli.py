@@ -15,13 +15,12 @@ from pathlib import Path
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
 from lstm_vg import api
 from lstm_vg.analysis.numbers import number
 from lstm_vg.errors import UserError
+from lstm_vg.progress import progress_for
 
 app = typer.Typer(
     help="Show, measure and reproduce the vanishing gradient of tanh RNNs, and how LSTMs fix it.",
@@ -60,36 +59,6 @@ def user_errors(resume_hint: str = ""):
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-class RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        if task.finished and task.elapsed:
-            return Text(f"{task.completed / task.elapsed:.1f} steps/s")
-        return Text(f"{task.speed:.1f} steps/s" if task.speed else "compiling…")
-
-
-class RichProgress:
-    """A rich progress bar per batch of runs: step, mean train loss, steps/s, ETA."""
-
-    def __init__(self, console: Console):
-        self.console = console
-
-    def start(self, label: str, total_steps: int, runs: int) -> None:
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=20),
-            TextColumn("step {task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]}"), RateColumn(), TimeRemainingColumn(),
-            console=self.console,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(label, total=total_steps, loss="–")
-
-    def advance(self, step: int, mean_train_loss: float) -> None:
-        self.bar.update(self.task, completed=step, loss=f"{mean_train_loss:.4f}")
-
-    def stop(self) -> None:
-        self.bar.stop()
 
 
 def summary_table(summaries: list[dict]) -> Table:
@@ -160,7 +129,7 @@ def run(
         if dry_run:
             console.print(plan_table(api.plan(cfg, **where)))
             return
-        trained = api.run(cfg, out, overwrite=overwrite, resume=resume, progress=RichProgress(console),
+        trained = api.run(cfg, out, overwrite=overwrite, resume=resume, progress=progress_for(console),
                           **where)
     console.print(summary_table(trained.summaries))
     say(console, f"results: {trained.folder}")
@@ -178,6 +147,7 @@ class TableFormat(str, Enum):
     markdown = "markdown"
     csv = "csv"
     json = "json"
+    html = "html"
 
 
 def say(stream: Console, text: str) -> None:
@@ -205,19 +175,47 @@ def plot(
 @app.command()
 def report(
     path: Path = typer.Argument(..., metavar="PATH", help="A run, an experiment folder or a results tree."),
-    format_: TableFormat = typer.Option(TableFormat.markdown, "--format", help="Table format."),
+    format_: TableFormat = typer.Option(TableFormat.markdown, "--format", help="Table format; html: "
+                                        "one self-contained page with the claims, figures and configs too."),
+    out: Path | None = typer.Option(None, "--out", metavar="FILE", help="Write the report to FILE "
+                                    "instead of stdout."),
     check: bool = typer.Option(False, "--check", help="Also check the claims of PATH/experiment.yaml "
                                "(written by `reproduce`); exit 1 if one fails."),
 ) -> None:
     """One row per experiment, cell and swept values: losses, solved fraction, gradient decay."""
     with user_errors():
+        if format_ is TableFormat.html and out is None and sys.stdout.isatty():
+            raise UserError("--format html: a whole page, not for a terminal; give --out FILE "
+                            "(e.g. --out report.html) or redirect stdout")
         table = api.report(path, format_.value)
         checked = api.check_claims(path) if check else None
+        written = None if out is None else table.write(out)
     for warning in table.warnings:
         say(errors, f"warning: {warning}")
-    typer.echo(table.text, nl=not table.text.endswith("\n"))
+    if written is None:
+        typer.echo(table.text, nl=not table.text.endswith("\n"))
+    else:
+        say(console, str(written))
     if checked is not None:
         claims_verdict(checked.verdicts)
+
+
+@app.command()
+def export(
+    path: Path = typer.Argument(..., metavar="PATH", help="A run, an experiment folder or a results tree."),
+    tensorboard: Path = typer.Option(..., "--tensorboard", metavar="DIR",
+                                     help="Write TensorBoard event files to DIR/<experiment>/<run>/ "
+                                          "(needs lstm-vg's tensorboard extra)."),
+) -> None:
+    """Export the runs below PATH for TensorBoard: scalars, gradient profiles and diagnostics per
+    logged step, one TensorBoard run per run."""
+    with user_errors():
+        exported = api.export(path, tensorboard)
+    for warning in exported.warnings:
+        say(errors, f"warning: {warning}")
+    for name in exported.runs:
+        say(console, name)
+    say(console, f"open it: tensorboard --logdir {shlex.quote(str(exported.folder))}")
 
 
 def claims_table(verdicts) -> Table:
@@ -225,10 +223,7 @@ def claims_table(verdicts) -> Table:
     for column in ("claim", "measured", "verdict"):
         table.add_column(column, overflow="fold")
     for v in verdicts:
-        left = "—" if v.left is None else f"{v.left:.4g}"
-        right = "—" if v.right is None else f"{v.right:.4g}"
-        measured = v.problem or f"{left} {v.claim.operator} {right}"
-        table.add_row(v.claim.text, measured, "[green]holds[/]" if v.holds else "[red]FAILS[/]")
+        table.add_row(v.claim.text, v.measured, "[green]holds[/]" if v.holds else "[red]FAILS[/]")
     return table
 
 
@@ -255,7 +250,7 @@ def reproduce(
     with user_errors(resume_hint=shlex.join(["lstm-vg", *sys.argv[1:]])):
         reproduced = api.reproduce(experiment_file, out, devices=devices, host_devices=host_devices,
                                    distributed=distributed, split_batch=split_batch,
-                                   progress=RichProgress(console))
+                                   progress=progress_for(console))
     for warning in reproduced.warnings:
         say(errors, f"warning: {warning}")
     say(console, f"results: {reproduced.folder}")

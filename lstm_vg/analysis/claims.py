@@ -68,6 +68,12 @@ class Verdict:
     holds: bool
     problem: str | None = None  # why it could not be evaluated
 
+    @property
+    def measured(self) -> str:
+        """The two sides as measured ("0.2011 > 0.05"), or why they could not be."""
+        left, right = ("—" if side is None else f"{side:.4g}" for side in (self.left, self.right))
+        return self.problem or f"{left} {self.claim.operator} {right}"
+
 
 def parse_filters(text: str, where: str) -> tuple[tuple[str, object], ...]:
     filters = []

@@ -104,14 +104,26 @@ def markdown_cells(r: dict, swept: list[str]) -> list[str]:
     ]
 
 
-def to_markdown(table: list[dict]) -> str:
-    """A GitHub-flavoured markdown table, numbers right-aligned."""
-    swept = [c for c in columns(table) if c not in ROW_FIELDS]
+def swept_columns(table: list[dict]) -> list[str]:
+    """The columns of swept keys other than the task and T (e.g. "train.lr")."""
+    return [c for c in columns(table) if c not in ROW_FIELDS]
+
+
+def markdown_header(swept: list[str]) -> tuple[list[str], list[bool]]:
+    """The markdown table's column titles, and which of them hold numbers (right-aligned)."""
     header = ["experiment", "cell", "task", "T", *swept, "seeds", "status", "final eval loss (mean ± sd)",
               "baseline", "solved", "steps to solve (median)", "grad ratio init", "grad ratio end",
               "decay rate init (dec/step)", "decay rate end (dec/step)", "λ₁-predicted rate init",
               "λ₁-predicted rate end", "steps/s"]
-    align = [":--"] * (4 + len(swept)) + ["--:", ":--"] + ["--:"] * (len(header) - 6 - len(swept))
+    numeric = [False] * (4 + len(swept)) + [True, False] + [True] * (len(header) - 6 - len(swept))
+    return header, numeric
+
+
+def to_markdown(table: list[dict]) -> str:
+    """A GitHub-flavoured markdown table, numbers right-aligned."""
+    swept = swept_columns(table)
+    header, numeric = markdown_header(swept)
+    align = ["--:" if right else ":--" for right in numeric]
     lines = [header, align] + [markdown_cells(r, swept) for r in table]
     return "".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |\n" for line in lines)
 

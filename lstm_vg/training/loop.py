@@ -25,7 +25,9 @@ from lstm_vg.training.plan import Batch, batches, plan
 
 
 class Progress(Protocol):
-    """What the loop reports as it trains (the CLI draws a progress bar from it)."""
+    """What the loop reports as it trains (the CLI draws a progress bar from it). A display may
+    also have `profile(step, name, norms)` (see `Quiet.profile`): the loop calls it at every log
+    when it is there, so a display without it works as before."""
 
     def start(self, label: str, total_steps: int, runs: int) -> None: ...
     def advance(self, step: int, mean_train_loss: float) -> None: ...
@@ -38,6 +40,11 @@ class Quiet:
     def start(self, label, total_steps, runs): pass
     def advance(self, step, mean_train_loss): pass
     def stop(self): pass
+
+    def profile(self, step: int, name: str, norms: np.ndarray) -> None:
+        """Optional: at every log (after that step's `advance`; step 0's has none), each run's
+        headline gradient profile as just logged, `name` its key in gradients.npz (summary.json's
+        `grad_profile`: "h_norms", or the cell's `recurrent_state`'s), norms: (runs, T'), on the host."""
 
 
 def starting_states(batch: Batch, folder: Path, resume: bool):
@@ -76,13 +83,20 @@ def train_batch(batch: Batch, folder: Path, progress: Progress, resume: bool = F
             checkpoint.save(run_log.folder, jax.tree.map(lambda a, r=r: a[r], host),
                             [{name: w[name][r] for name in checkpoint.WINDOW} for w in window])
 
-    def log(step: int) -> None:
+    def log(step: int) -> dict:
+        """Log every run at `step`; what `evaluate` brought to the host."""
         logged = jax.device_get(evaluate(states))
         rows = logged_rows(step, logged, window, time.perf_counter() - clock, trainer.cell.carry_names)
         # the rows of padding runs (see `Batch.place`) have no log: zip stops at the last run
         for r, (run_log, (row, profiles)) in enumerate(zip(logs, rows, strict=False)):
             run_log.append(row, profiles, int(logged["diverged_at"][r]))
         window.clear()
+        return logged
+
+    def show_profile(step: int, logged: dict) -> None:
+        if hasattr(progress, "profile"):  # optional (see `Progress`); nothing more leaves the device
+            name = logs[0].meta["grad_profile"]
+            progress.profile(step, name, logged[name][: len(logs)])  # without padding runs
 
     def finish(status: str) -> list[dict]:
         wall = time.perf_counter() - clock
@@ -97,15 +111,16 @@ def train_batch(batch: Batch, folder: Path, progress: Progress, resume: bool = F
     progress.start(batch.label, c.train.steps, len(batch.runs))
     try:
         if start % c.log.every == 0 and logs[0].last_step != start:
-            log(start)  # step 0, or a resumed run whose last log was cut off
+            show_profile(start, log(start))  # step 0, or a resumed run whose last log was cut off
         for step in range(start + c.chunk_steps, c.train.steps + 1, c.chunk_steps):
             states, metrics = chunk(states)
             metrics = jax.device_get(metrics)
             window.append(metrics)
-            if step % c.log.every == 0:
-                log(step)
+            logged = log(step) if step % c.log.every == 0 else None
             save_checkpoints()  # after the log: the saved window holds only unlogged chunks
             progress.advance(step, float(np.nanmean(metrics["loss"])))
+            if logged is not None:
+                show_profile(step, logged)
     except KeyboardInterrupt:
         finish("interrupted")
         raise
