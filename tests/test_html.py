@@ -25,7 +25,7 @@ from test_results import write_single
 
 DESCRIPTION = 'tiny <script>alert("x")</script> & RNN vs LSTM'
 CLAIMS = ["max(steps | cell=lstm) == 20", "min(final_eval_loss) > 1000"]  # holds, fails
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
 
 @pytest.fixture(scope="module")
