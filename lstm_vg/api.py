@@ -193,7 +193,8 @@ def html_report(path: Path) -> Report:
     verdicts = check_claims(path).verdicts if saved.exists() else None
     description = experiments.read_mapping(saved).get("description") if saved.exists() else None
     title = f"{path.resolve().name} · lstm-vg report"
-    return Report(html.page(found, verdicts, title, description), "html", warnings)
+    page = html.page(found, verdicts, title, description, html.saved_figures(found))
+    return Report(page, "html", warnings)
 
 
 def plot(path: PathLike, out: PathLike | None = None, format: str = "png"):

@@ -138,6 +138,27 @@ def test_the_page_embeds_every_figure_plot_writes_with_the_same_pixels(page, exp
         assert base64.b64decode(src.removeprefix("data:image/png;base64,")) == files[name], name
 
 
+def test_a_clone_without_the_arrays_shows_the_figures_plot_saved(experiment, tmp_path):
+    """results/reproduced/ is tracked without gradients.npz and dynamics.npz: the figures drawn
+    from them come from the PNGs `plot` saved in plots/, byte for byte, captioned as saved."""
+    clone = tmp_path / experiment.name
+    shutil.copytree(experiment, clone)
+    assert invoke("plot", clone).exit_code == 0
+    saved = {p.stem: p.read_bytes() for p in clone.glob("*/plots/*.png")}
+    for array in [*clone.rglob("gradients.npz"), *clone.rglob("dynamics.npz")]:
+        array.unlink()
+    out = tmp_path / "report.html"
+    assert invoke("report", clone, "--format", "html", "--out", out).exit_code == 0
+    elements = Elements(out.read_text())
+    images = {attrs["alt"]: attrs["src"] for _, attrs, _ in elements.all("img")}
+    assert set(images) == set(saved)
+    captions = {caption for _, _, caption in elements.all("figcaption")}
+    assert "small_learning-curves" in captions  # metrics.csv is there: drawn now, as before
+    for name in ("small_gradient-decay", "small_spectrum"):
+        assert base64.b64decode(images[name].removeprefix("data:image/png;base64,")) == saved[name]
+        assert any(c.startswith(f"{name} (saved by lstm-vg plot as plots/{name}.png") for c in captions)
+
+
 def test_the_page_holds_each_runs_config_and_the_versions(page, experiment):
     elements = Elements(page.read_text())
     configs = [yaml.safe_load(text) for _, _, text in elements.all("pre")]

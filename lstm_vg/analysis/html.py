@@ -5,7 +5,9 @@ The page holds, in order:
 - the claims of PATH/experiment.yaml with their verdicts, when there are any;
 - per experiment folder, every figure `lstm-vg plot` draws (`plots.experiment_figures`, drawn
   in memory, embedded as PNG data URIs at `plots.DPI`: the same pixels as `plot --format png`),
-  the notes on figures it could not draw, and the resolved configs of its runs: one <details>
+  the notes on figures it could not draw, the figures it could not draw now but `lstm-vg plot`
+  saved earlier under <experiment>/plots/ (a clone of results/reproduced/ has the saved PNGs but
+  not the gradient arrays they were drawn from), and the resolved configs of its runs: one <details>
   per group of runs whose config.yaml is the same but for the seed, shown with the group's
   seeds, so that `lstm-vg run` on the block trains that group again;
 - the environment: meta.json's versions and device, one row per distinct combination.
@@ -13,7 +15,7 @@ The page holds, in order:
 Self-contained: no script, no stylesheet link, no URL but the images' `data:`; a
 Content-Security-Policy meta tag makes a browser refuse anything else. Every text is escaped.
 PNG, not SVG: matplotlib writes a heatmap's image into SVG at full resolution (1.7 MB for one
-figure at T = 200, against 76 kB as PNG). Pure: loaded results in, a string out.
+figure at T = 200, against 76 kB as PNG). Pure: loaded results (and saved PNG bytes) in, a string out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import base64
 import io
 from html import escape
+from pathlib import Path
 
 import yaml
 from matplotlib.figure import Figure
@@ -90,10 +93,16 @@ def claims_section(verdicts: list) -> str:
             f"</thead><tbody>{rows}</tbody></table></div>")
 
 
-def figure_html(name: str, figure: Figure) -> str:
-    """One figure, its name as the image's alt text, its anchor and its caption."""
-    return (f'<figure id="{text(name)}"><img alt="{text(name)}" src="{png_data_uri(figure)}">'
-            f"<figcaption>{text(name)}</figcaption></figure>")
+def figure_html(name: str, figure: Figure | bytes) -> str:
+    """One figure (drawn now, or a saved PNG file's bytes), its name as the image's alt text,
+    its anchor and its caption."""
+    if isinstance(figure, bytes):
+        source = "data:image/png;base64," + base64.b64encode(figure).decode("ascii")
+        caption = f"{name} (saved by lstm-vg plot as plots/{name}.png; its data are not here to redraw it)"
+    else:
+        source, caption = png_data_uri(figure), name
+    return (f'<figure id="{text(name)}"><img alt="{text(name)}" src="{source}">'
+            f"<figcaption>{text(caption)}</figcaption></figure>")
 
 
 def config_groups(runs: tuple[RunResult, ...]) -> dict[str, list[RunResult]]:
@@ -119,14 +128,24 @@ def configs_section(experiment: ExperimentResults) -> str:
     return "".join(parts)
 
 
-def experiment_section(experiment: ExperimentResults) -> str:
-    """An experiment folder's figures (with notes on those not drawn) and configs."""
+def experiment_section(experiment: ExperimentResults, saved: dict[str, bytes] | None = None) -> str:
+    """An experiment folder's figures (with notes on those not drawn) and configs; `saved`:
+    {file stem: PNG bytes} of its plots/ folder, shown where the same figure cannot be drawn now."""
     figures, notes = plots.experiment_figures(experiment)
-    drawn = "".join(figure_html(f"{experiment.name}_{stem}", figure) for stem, figure in figures.items())
+    figures = {f"{experiment.name}_{stem}": figure for stem, figure in figures.items()}
+    figures |= {stem: png for stem, png in sorted((saved or {}).items()) if stem not in figures}
+    drawn = "".join(figure_html(name, figure) for name, figure in figures.items())
     noted = "".join(f"<li>{text(note)}</li>" for note in notes)
     return (f'<section id="experiment-{text(experiment.name)}"><h2>Experiment {text(experiment.name)}</h2>'
             f"<h3>Figures</h3>{drawn}" + (f'<ul class="notes">{noted}</ul>' if noted else "")
             + f"<h3>Configs</h3>{configs_section(experiment)}</section>")
+
+
+def saved_figures(experiments: list[ExperimentResults]) -> dict[Path, dict[str, bytes]]:
+    """The PNG files `lstm-vg plot` saved in each experiment's plots/ folder: {folder: {stem: bytes}}.
+    The one read of files here; `page` stays pure."""
+    return {e.folder: {file.stem: file.read_bytes() for file in sorted((e.folder / "plots").glob("*.png"))}
+            for e in experiments}
 
 
 def environment_section(runs: list[RunResult]) -> str:
@@ -140,8 +159,9 @@ def environment_section(runs: list[RunResult]) -> str:
 
 
 def page(experiments: list[ExperimentResults], verdicts: list | None = None, title: str = "lstm-vg report",
-         description: str | None = None) -> str:
-    """The whole page; `verdicts`: the checked claims (`claims.Verdict`s), None for none."""
+         description: str | None = None, saved: dict[Path, dict[str, bytes]] | None = None) -> str:
+    """The whole page; `verdicts`: the checked claims (`claims.Verdict`s), None for none; `saved`:
+    per experiment folder, the PNGs of its plots/ folder ({file stem: bytes}, `saved_figures`)."""
     contents = [("results", "results"), *([("claims", "claims")] if verdicts is not None else []),
                 *((f"experiment-{e.name}", e.name) for e in experiments), ("environment", "environment")]
     body = [f"<h1>{text(title)}</h1>",
@@ -150,7 +170,7 @@ def page(experiments: list[ExperimentResults], verdicts: list | None = None, tit
             + "</nav>",
             '<h2 id="results">Results</h2>', results_table(experiments),
             claims_section(verdicts) if verdicts is not None else "",
-            *(experiment_section(e) for e in experiments),
+            *(experiment_section(e, (saved or {}).get(e.folder)) for e in experiments),
             environment_section([r for e in experiments for r in e.runs])]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
