@@ -57,11 +57,14 @@ def text(value) -> str:
     return escape(str(value))
 
 
-def png_data_uri(figure: Figure) -> str:
-    """The figure as a `data:image/png;base64,…` URI, drawn as `lstm-vg plot` writes it."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=plots.DPI)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def png_data_uri(figure: Figure | bytes) -> str:
+    """The figure as a `data:image/png;base64,…` URI, drawn as `lstm-vg plot` writes it (or a
+    saved PNG file's bytes as they are)."""
+    if isinstance(figure, Figure):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=plots.DPI)
+        figure = buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(figure).decode("ascii")
 
 
 def table(header: list[str], rows: list[list], numeric: list[bool] | None = None) -> str:
@@ -96,12 +99,10 @@ def claims_section(verdicts: list) -> str:
 def figure_html(name: str, figure: Figure | bytes) -> str:
     """One figure (drawn now, or a saved PNG file's bytes), its name as the image's alt text,
     its anchor and its caption."""
+    caption = name
     if isinstance(figure, bytes):
-        source = "data:image/png;base64," + base64.b64encode(figure).decode("ascii")
-        caption = f"{name} (saved by lstm-vg plot as plots/{name}.png; its data are not here to redraw it)"
-    else:
-        source, caption = png_data_uri(figure), name
-    return (f'<figure id="{text(name)}"><img alt="{text(name)}" src="{source}">'
+        caption += f" (saved by lstm-vg plot as plots/{name}.png; its data are not here to redraw it)"
+    return (f'<figure id="{text(name)}"><img alt="{text(name)}" src="{png_data_uri(figure)}">'
             f"<figcaption>{text(caption)}</figcaption></figure>")
 
 
