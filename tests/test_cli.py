@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -159,6 +160,11 @@ def test_params_and_config_are_saved_per_run(tiny_results):
     assert "sweep" not in resolved
     meta = json.loads((run / "meta.json").read_text())
     assert meta["seed"] == 1 and meta["runs_in_batch"] == 2 and meta["finished"]
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():  # the CPU the run was compiled for: /proc/cpuinfo's model name, read here by regex
+        model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
+        assert model is None or meta["host_cpu"].startswith(model.group(1).strip())
+        assert ("avx512f" in cpuinfo.read_text()) == meta["host_cpu"].endswith("(avx512f)")
 
 
 def test_resolved_run_config_reproduces_the_run(tiny_results, tmp_path):

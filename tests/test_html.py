@@ -169,8 +169,8 @@ def test_the_page_holds_each_runs_config_and_the_versions(page, experiment):
     meta = json.loads((experiment / "small" / "cell=lstm,seed=0" / "meta.json").read_text())
     environment = elements.rows(elements.all("table")[-1][0])
     assert environment[0][:3] == ["lstm_vg", "jax", "jaxlib"] and environment[0][-1] == "runs"
-    assert environment[1] == [str(meta[k]) for k in ("lstm_vg", "jax", "jaxlib", "optax", "python",
-                                                     "platform", "device_kind", "devices")] + ["1"]
+    shown = ("lstm_vg", "jax", "jaxlib", "optax", "python", "platform", "device_kind", "host_cpu", "devices")
+    assert environment[1] == [str(meta[k]) for k in shown] + ["1"]
 
 
 def test_text_is_escaped(page):

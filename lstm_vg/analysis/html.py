@@ -33,7 +33,8 @@ from lstm_vg.analysis.grouping import ExperimentResults
 from lstm_vg.results.read import RunResult
 
 # meta.json fields shown under "Environment" (docs/results-format.md)
-ENVIRONMENT = ("lstm_vg", "jax", "jaxlib", "optax", "python", "platform", "device_kind", "devices")
+ENVIRONMENT = ("lstm_vg", "jax", "jaxlib", "optax", "python", "platform", "device_kind", "host_cpu",
+               "devices")
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; color: #222; max-width: 1250px; margin: 2em auto;

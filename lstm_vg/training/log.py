@@ -39,6 +39,7 @@ def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int, ce
         "python": platform.python_version(),
         "device_kind": jax.devices()[0].device_kind,
         "platform": jax.default_backend(),
+        "host_cpu": host_cpu(),
         "seed": run.seed,
         "runs_in_batch": runs_in_batch,
         "devices": devices,
@@ -50,6 +51,27 @@ def meta(run: Run, task, runs_in_batch: int, devices: int, batch_shards: int, ce
         "started": fmt.now(),
         "finished": None,
     }
+
+
+def host_cpu() -> str:
+    """The host's CPU: its model and widest vector extension, e.g. "Intel(R) Xeon(R) Processor
+    (avx512f)" (/proc/cpuinfo on Linux; elsewhere what `platform` knows). XLA compiles for the
+    CPU it runs on, so runs on two CPUs can differ in the last bits: a reproduction that differs
+    from its calibration can say why."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = (part.strip() for part in line.partition(":"))
+                if key in ("model name", "Model", "Hardware") and not model:
+                    model = value
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown"
+    widest = next((isa for isa in ("avx512f", "avx2", "avx", "sse4_2", "sve", "asimd") if isa in flags), None)
+    return f"{model} ({widest})" if widest else model
 
 
 def read_logs(folder: Path, up_to_step: int) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
