@@ -72,3 +72,27 @@ def test_resume_keeps_finished_runs_untouched(uninterrupted, tmp_path):
     _, summaries = loop.run_experiment(c, tmp_path, progress=progress, resume=True)
     assert summaries == [] and progress.first_steps == []
     assert before == {p.name: (p / "summary.json").read_text() for p in folder.iterdir()}
+
+
+def test_an_interrupt_before_the_first_log_leaves_a_run_that_resume_starts_again(uninterrupted, tmp_path,
+                                                                                  monkeypatch):
+    """Ctrl-C while step 0 is evaluated (the first compile): KeyboardInterrupt, not a traceback
+    from summarising no rows; the folders keep config.yaml and meta.json but no summary.json, and
+    a resume trains them from the start to the uninterrupted results."""
+    c = config.load(TINY, [DIAGNOSTICS])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "logged_rows", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_experiment(c, tmp_path)
+    started = sorted((tmp_path / "tiny").iterdir())
+    assert len(started) == 2  # the first batch's two seeds
+    for run in started:
+        assert not (run / "summary.json").exists() and (run / "config.yaml").exists()
+        assert json.loads((run / "meta.json").read_text())["finished"]
+    _, summaries = loop.run_experiment(c, tmp_path, resume=True)
+    assert [s["status"] for s in summaries] == ["done"] * 4
+    assert_same_results(uninterrupted, tmp_path / "tiny", runs=4)

@@ -126,8 +126,13 @@ class RunLog:
                 self.norms.setdefault(name, []).append(profile)
         write.write_logs(self.folder, self.rows, self.norms)
 
-    def finish(self, task, status: str, params: dict | None, wall_seconds: float) -> dict:
-        """Write the run's last files (a finished run needs no checkpoint); its summary."""
+    def finish(self, task, status: str, params: dict | None, wall_seconds: float) -> dict | None:
+        """Write the run's last files (a finished run needs no checkpoint); its summary. A run
+        interrupted before its first log (in the first compile, say) has nothing to summarise:
+        its folder keeps config.yaml and meta.json, and a resume starts it again; None."""
+        if not self.rows:
+            write.write_json(self.folder / fmt.META, self.meta | {"finished": fmt.now()})
+            return None
         status = "diverged" if self.diverged_at is not None else status
         write.write_logs(self.folder, self.rows, self.norms)  # again: an interrupt may have cut the last
         if params is not None:
